@@ -1,0 +1,52 @@
+"""python3 dev.py <command>: see `python3 dev.py --help`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dev.py", description="Turnstile development tasks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start the whole stack (embedded PostgreSQL and NATS)")
+    up.add_argument("--workers", type=int, default=2, help="HTTP worker processes per service")
+
+    test = commands.add_parser(
+        "test", help="run the test suites; extra arguments after -- go to pytest"
+    )
+    test.add_argument("suites", nargs="*", help="servicekit, users, booking, notifications")
+
+    commands.add_parser("check", help="ruff, mypy and makemigrations --check")
+
+    bench = commands.add_parser("bench", help="flash-sale benchmark (see README, Performance)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+
+    pytest_args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, pytest_args = argv[:split], argv[split + 1 :]
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        from devstack.stack import up as run_up
+
+        return run_up(workers=args.workers)
+    if args.command == "test":
+        from devstack.testing import run_tests
+
+        return run_tests(args.suites, pytest_args)
+    if args.command == "check":
+        from devstack.check import run_checks
+
+        return run_checks()
+    if args.command == "bench":
+        from devstack.bench import main as run_bench  # type: ignore[import-not-found]
+
+        return int(run_bench(args.rest))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

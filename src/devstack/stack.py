@@ -1,0 +1,212 @@
+"""`dev.py up`: the whole stack on one machine, data kept in `.data/`."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from devstack.nats import EmbeddedNats
+from devstack.paths import DATA_DIR, port_in_use
+from devstack.postgres import EmbeddedPostgres
+from devstack.process import COLORS, Child, stop_all
+from devstack.services import Service, available_services
+
+HOST = os.environ.get("TURNSTILE_HOST", "127.0.0.1")
+NATS_PORT = 4222
+
+
+def load_dev_secrets(path: Path) -> dict[str, str]:
+    """Development secrets, generated once and kept with the data (never committed)."""
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key and value:
+                values[key] = value
+    for name in ("SECRET_KEY", "SERVICE_TOKEN_SECRET"):
+        values.setdefault(name, secrets.token_urlsafe(48))
+    path.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    path.chmod(0o600)
+    return values
+
+
+def service_env(
+    service: Service, *, database_url: str, nats_url: str, dev_secrets: dict[str, str]
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": service.settings_module,
+            "DATABASE_URL": database_url,
+            "NATS_URL": nats_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.setdefault("SECRET_KEY", dev_secrets["SECRET_KEY"])
+    env.setdefault("JWT_JWKS_URL", f"http://127.0.0.1:{service_port('users')}/.well-known/jwks.json")
+    env.setdefault("MAIL_DIR", str(DATA_DIR / "mail"))
+    return env
+
+
+def service_port(name: str) -> int:
+    return next(s.port for s in available_services() if s.name == name)
+
+
+def manage_argv(service: Service, *args: str) -> list[str]:
+    return [sys.executable, "-m", service.package, *args]
+
+
+def server_argv(service: Service, workers: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", f"{service.package}.wsgi:application",
+        "--bind", f"{HOST}:{service.port}",
+        "--workers", str(workers),
+        "--graceful-timeout", "10",
+        "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def wait_live(service: Service, timeout: float = 60.0) -> bool:
+    url = f"http://127.0.0.1:{service.port}/health/live"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def seed(services: list[Service], envs: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Each service's `seed_demo` gets what earlier ones made (the organizer's id, say)."""
+    context: dict[str, Any] = {}
+    for service in services:
+        result = subprocess.run(
+            manage_argv(service, "seed_demo", "--context", json.dumps(context)),
+            env=envs[service.name],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        context[service.name] = json.loads(lines[-1]) if lines else {}
+    return context
+
+
+def banner(services: list[Service], context: dict[str, Any], nats_url: str) -> str:
+    lines = ["", "Turnstile is up.", ""]
+    for service in services:
+        base = f"http://127.0.0.1:{service.port}"
+        lines.append(
+            f"  {service.name:<14} {base}   docs {base}/api/docs/   ready {base}/health/ready"
+        )
+    lines += ["", f"  NATS JetStream {nats_url}", f"  data           {DATA_DIR}", ""]
+    accounts = context.get("users", {}).get("accounts", [])
+    if accounts:
+        lines.append("Demo accounts (email / password):")
+        for account in accounts:
+            lines.append(f"  {account['role']:<10} {account['email']:<28} {account['password']}")
+        lines.append("")
+    mail_note = context.get("notifications", {}).get("mail")
+    if mail_note:
+        lines += [f"Mail: {mail_note}", ""]
+    lines.append("Ctrl-C stops everything; run again to resume with the same data.")
+    return "\n".join(lines)
+
+
+def up(workers: int = 2) -> int:
+    services = available_services()
+    busy = [s.port for s in services if port_in_use(s.port)]
+    if busy:
+        print(f"Ports {busy} are in use: is the stack already running?", file=sys.stderr)
+        return 1
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    dev_secrets = load_dev_secrets(DATA_DIR / "secrets.env")
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    postgres: EmbeddedPostgres | None = None
+    nats: EmbeddedNats | None = None
+    children: list[Child] = []
+    try:
+        if not all(os.environ.get(s.database_env) for s in services):
+            print("==> starting embedded PostgreSQL", flush=True)
+            postgres = EmbeddedPostgres(DATA_DIR / "postgres").start()
+        nats_url = os.environ.get("NATS_URL", "")
+        if not nats_url:
+            if port_in_use(NATS_PORT):
+                print(f"Port {NATS_PORT} is in use; set NATS_URL to use that server.")
+                return 1
+            print("==> starting embedded NATS JetStream", flush=True)
+            nats = EmbeddedNats(DATA_DIR / "nats", port=NATS_PORT).start()
+            nats_url = nats.url
+
+        envs: dict[str, dict[str, str]] = {}
+        for service in services:
+            database_url = os.environ.get(service.database_env)
+            if not database_url:
+                assert postgres is not None
+                database_url = postgres.ensure_database(service.database)
+            envs[service.name] = service_env(
+                service, database_url=database_url, nats_url=nats_url, dev_secrets=dev_secrets
+            )
+            print(f"==> migrating {service.name}", flush=True)
+            subprocess.run(
+                manage_argv(service, "migrate", "--noinput", "-v", "0"),
+                env=envs[service.name],
+                check=True,
+            )
+        print("==> loading demo data", flush=True)
+        context = seed(services, envs)
+
+        color = iter(COLORS * 4)
+        for service in services:
+            env = envs[service.name]
+            children.append(
+                Child(service.name, server_argv(service, workers), env, next(color)).start()
+            )
+            for worker in service.workers:
+                name = f"{service.name}-{worker.name}"
+                children.append(
+                    Child(name, manage_argv(service, *worker.command), env, next(color)).start()
+                )
+        for service in services:
+            if not wait_live(service):
+                print(f"{service.name} did not become live; see its output above.")
+                return 1
+        print(banner(services, context, nats_url), flush=True)
+
+        while True:
+            time.sleep(1)
+            dead = [child for child in children if not child.alive()]
+            if dead:
+                names = ", ".join(child.name for child in dead)
+                print(f"\n{names} exited unexpectedly; stopping the stack.", flush=True)
+                return 1
+    except KeyboardInterrupt:
+        print("\n==> stopping", flush=True)
+        return 0
+    except subprocess.CalledProcessError as exc:
+        print(f"\n{exc}\n{exc.stderr or ''}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_all(children)
+        if nats is not None:
+            nats.stop()
+        if postgres is not None:
+            postgres.stop()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,0 +1,111 @@
+"""`dev.py test`: every service's test suite against fresh embedded PostgreSQL and NATS.
+
+Each suite runs in its own pytest process (Django is configured once per process, and each
+service has its own settings and database). The servers listen on a private socket and a
+free port, so a stack already running on 8000-8002 is not disturbed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.nats import EmbeddedNats
+from devstack.paths import ROOT
+from devstack.postgres import EmbeddedPostgres
+from devstack.services import Service, available_services
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    service: Service
+    paths: tuple[str, ...]
+
+
+def suites() -> list[Suite]:
+    services = available_services()
+    found = [Suite(s.name, s, (f"src/{s.package}",)) for s in services]
+    users = next((s for s in services if s.name == "users"), None)
+    if users is not None:
+        # The shared library's own tests run under the users service's settings.
+        found.insert(0, Suite("servicekit", users, ("src/servicekit",)))
+    return found
+
+
+SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
+
+
+def run_suite(suite: Suite, env: dict[str, str], pytest_args: list[str]) -> Counter[str]:
+    print(f"\n==> {suite.name}: pytest {' '.join(suite.paths)}", flush=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *suite.paths, "-p", "no:cacheprovider", *pytest_args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    last = ""
+    for line in process.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        if line.strip():
+            last = line
+    code = process.wait()
+    counts: Counter[str] = Counter()
+    if "=" in last:
+        for number, kind in SUMMARY.findall(last):
+            counts["error" if kind.startswith("error") else kind] += int(number)
+    if code not in (0, 5) and not counts["failed"] and not counts["error"]:
+        counts["error"] += 1  # pytest itself failed (collection, usage, crash)
+    return counts
+
+
+def run_tests(selected: list[str], pytest_args: list[str]) -> int:
+    chosen = [s for s in suites() if not selected or s.name in selected]
+    unknown = set(selected) - {s.name for s in suites()}
+    if unknown:
+        print(f"unknown suites: {sorted(unknown)}; have {[s.name for s in suites()]}")
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="turnstile-test-"))
+    postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
+    nats = EmbeddedNats(workdir / "nats", ephemeral=True)
+    totals: Counter[str] = Counter()
+    try:
+        print("==> starting embedded PostgreSQL and NATS for the tests", flush=True)
+        postgres.start()
+        nats.start()
+        base_env = dict(os.environ)
+        base_env.update(
+            {
+                "SECRET_KEY": secrets.token_urlsafe(48),
+                "NATS_URL": nats.url,
+                "TURNSTILE_TEST_POSTGRES_URL": postgres.url("postgres"),
+                "TURNSTILE_TEST_WORKDIR": str(workdir),
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
+        )
+        for suite in chosen:
+            env = dict(base_env)
+            env["DJANGO_SETTINGS_MODULE"] = suite.service.settings_module
+            env["DATABASE_URL"] = postgres.url(suite.service.database)
+            totals += run_suite(suite, env, pytest_args)
+    finally:
+        nats.stop()
+        postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    failed = totals["failed"] + totals["error"]
+    print()
+    print(f"tests: {totals['passed']} passed, {failed} failed, {totals['skipped']} skipped")
+    return 1 if failed else 0

@@ -1,0 +1,247 @@
+"""Verification of the users service's access tokens, locally, against its cached JWKS.
+
+A booking never waits on the users service: the key set is fetched once, cached, and
+refetched only when a token names a `kid` the cache does not know (a rotated key), at most
+once per `min_refetch_seconds`. Each key's algorithm is pinned by the key set itself, so
+`alg: none`, HMAC signed with the public key, or any algorithm the key was not published for
+is refused before a signature is looked at.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.utils.module_loading import import_string
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+logger = logging.getLogger(__name__)
+
+ROLES = frozenset({"customer", "organizer", "admin", "service"})
+ALLOWED_ALGORITHMS = frozenset({"EdDSA", "RS256", "ES256"})
+REQUIRED_CLAIMS = ["sub", "role", "iss", "aud", "exp", "iat", "jti"]
+
+JWKSFetcher = Callable[[], dict[str, Any]]
+
+
+class TokenInvalid(Exception):
+    """The token is not one this service accepts; the message says why (for logs only)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, as the access token describes it. Not a database user."""
+
+    id: str
+    role: str
+    token_id: str
+    claims: dict[str, Any] = field(repr=False, compare=False)
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def pk(self) -> str:
+        return self.id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_organizer(self) -> bool:
+        return self.role == "organizer"
+
+    @property
+    def is_service(self) -> bool:
+        return self.role == "service"
+
+
+def fetch_jwks_over_http(url: str, timeout: float = 3.0) -> dict[str, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise TokenInvalid(f"JWKS URL must be http(s): {url}")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        document: dict[str, Any] = json.loads(response.read())
+    return document
+
+
+@dataclass
+class _CachedKey:
+    key: Any
+    algorithm: str
+
+
+class JWKSCache:
+    """Thread-safe cache of verification keys by `kid`."""
+
+    def __init__(
+        self,
+        fetch: JWKSFetcher,
+        *,
+        max_age_seconds: float = 300.0,
+        min_refetch_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._max_age = max_age_seconds
+        self._min_refetch = min_refetch_seconds
+        self._clock = clock
+        self._keys: dict[str, _CachedKey] = {}
+        self._fetched_at: float | None = None
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        document = self._fetch()
+        keys: dict[str, _CachedKey] = {}
+        for jwk in document.get("keys", []):
+            kid = jwk.get("kid")
+            alg = jwk.get("alg")
+            if not kid or alg not in ALLOWED_ALGORITHMS or jwk.get("use", "sig") != "sig":
+                continue
+            try:
+                parsed = jwt.PyJWK.from_dict(jwk, algorithm=alg)
+            except jwt.PyJWTError:
+                logger.warning("skipping unusable JWK %s", kid)
+                continue
+            keys[kid] = _CachedKey(key=parsed.key, algorithm=alg)
+        self._keys = keys
+        self._fetched_at = self._clock()
+
+    def get(self, kid: str) -> _CachedKey:
+        with self._lock:
+            now = self._clock()
+            stale = self._fetched_at is None or now - self._fetched_at > self._max_age
+            may_refetch = self._fetched_at is None or now - self._fetched_at >= self._min_refetch
+            if stale or (kid not in self._keys and may_refetch):
+                try:
+                    self._refresh()
+                except Exception as exc:
+                    # Keep serving the keys we have; a users-service outage must not log
+                    # everybody out.
+                    logger.warning("JWKS refresh failed: %s", exc)
+                    if self._fetched_at is None:
+                        raise TokenInvalid("signing keys are unavailable") from exc
+            cached = self._keys.get(kid)
+        if cached is None:
+            raise TokenInvalid(f"unknown kid {kid!r}")
+        return cached
+
+
+class TokenVerifier:
+    def __init__(
+        self, keys: JWKSCache, *, issuer: str, audience: str, leeway_seconds: int = 10
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway_seconds
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(f"malformed token: {exc}") from exc
+        kid = header.get("kid")
+        alg = header.get("alg")
+        if not isinstance(kid, str) or not kid:
+            raise TokenInvalid("token has no kid")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise TokenInvalid(f"algorithm {alg!r} refused")
+        cached = self.keys.get(kid)
+        if alg != cached.algorithm:
+            raise TokenInvalid(f"algorithm {alg!r} does not match key {kid!r}")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                cached.key,
+                algorithms=[cached.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(str(exc)) from exc
+        role = claims.get("role")
+        sub = claims.get("sub")
+        if role not in ROLES or not isinstance(sub, str) or not sub:
+            raise TokenInvalid("token has an invalid subject or role")
+        return Principal(id=sub, role=role, token_id=str(claims["jti"]), claims=claims)
+
+
+_verifier: TokenVerifier | None = None
+_verifier_lock = threading.Lock()
+
+
+def get_verifier() -> TokenVerifier:
+    """The process-wide verifier, built from settings on first use.
+
+    `JWT_JWKS_SOURCE` (a dotted path to a callable returning the JWKS document) lets the users
+    service read its own keys without an HTTP call to itself; everyone else fetches
+    `JWT_JWKS_URL`.
+    """
+    global _verifier
+    if _verifier is None:
+        with _verifier_lock:
+            if _verifier is None:
+                source = getattr(settings, "JWT_JWKS_SOURCE", None)
+                if source:
+                    fetch: JWKSFetcher = import_string(source)
+                else:
+                    url = settings.JWT_JWKS_URL
+
+                    def fetch() -> dict[str, Any]:
+                        return fetch_jwks_over_http(url)
+
+                _verifier = TokenVerifier(
+                    JWKSCache(fetch, max_age_seconds=settings.JWT_JWKS_CACHE_SECONDS),
+                    issuer=settings.JWT_ISSUER,
+                    audience=settings.JWT_AUDIENCE,
+                    leeway_seconds=settings.JWT_LEEWAY_SECONDS,
+                )
+    return _verifier
+
+
+def reset_verifier() -> None:
+    """Forget the cached verifier (tests that change the JWT settings call this)."""
+    global _verifier
+    with _verifier_lock:
+        _verifier = None
+
+
+class JWTAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <access token>` → `request.user` is a `Principal`."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Principal, str] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header:
+            return None
+        if header[0].decode("latin-1").lower() != self.keyword.lower():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header.")
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header.") from exc
+        try:
+            principal = get_verifier().verify(token)
+        except TokenInvalid as exc:
+            logger.info("token refused: %s", exc)
+            raise exceptions.AuthenticationFailed("The access token is invalid or expired.") from exc
+        return principal, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="api"'

@@ -1,0 +1,67 @@
+"""Settings helpers: every value comes from the environment, with development defaults only
+where a default cannot leak a secret."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ImproperlyConfigured(f"environment variable {name} is required")
+    return value
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean, got {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def database_from_env(name: str = "DATABASE_URL") -> dict[str, Any]:
+    """Django DATABASES entry from a URL; PostgreSQL only.
+
+    Connections are persistent (CONN_MAX_AGE) and health-checked, so a restarted database
+    costs one failed request at most instead of every request paying for a new connection.
+    """
+    url = env_str(name)
+    config: dict[str, Any] = dict(
+        dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))
+    )
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"{name} must point at PostgreSQL, got {config.get('ENGINE')}")
+    config["CONN_HEALTH_CHECKS"] = True
+    config.setdefault("OPTIONS", {})
+    config["ATOMIC_REQUESTS"] = False
+    return config

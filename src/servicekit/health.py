@@ -1,0 +1,92 @@
+"""`/health/live` and `/health/ready`.
+
+Ready means the service can do its work: its database answers and the bus accepts
+connections. A service adds its own checks (outbox lag, say) with `HEALTH_CHECKS`, a list
+of dotted paths to callables returning a `Check`.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection
+from django.utils.module_loading import import_string
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def check_database() -> Check:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return Check("database", False, f"{type(exc).__name__}: {exc}")
+    return Check("database", True, data={"ms": round((time.perf_counter() - started) * 1000, 2)})
+
+
+def check_bus(timeout: float = 1.0) -> Check:
+    """The NATS server answers its INFO greeting on every listed server URL we can reach."""
+    errors: list[str] = []
+    for url in str(settings.NATS_URL).split(","):
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as sock:
+                sock.settimeout(timeout)
+                greeting = sock.recv(7)
+            if greeting.startswith(b"INFO"):
+                return Check("bus", True, data={"server": f"{host}:{port}"})
+            errors.append(f"{host}:{port} sent no INFO")
+        except OSError as exc:
+            errors.append(f"{host}:{port}: {exc}")
+    return Check("bus", False, "; ".join(errors))
+
+
+def run_checks() -> list[Check]:
+    checks = [check_database(), check_bus()]
+    for path in getattr(settings, "HEALTH_CHECKS", []):
+        checks.append(import_string(path)())
+    return checks
+
+
+class LiveApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="health_live", responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok", "service": settings.SERVICE_NAME})
+
+
+class ReadyApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="health_ready", responses={200: dict, 503: dict})
+    def get(self, request: Request) -> Response:
+        checks = run_checks()
+        ready = all(check.ok for check in checks)
+        body = {
+            "status": "ok" if ready else "unavailable",
+            "service": settings.SERVICE_NAME,
+            "checks": {check.name: asdict(check) for check in checks},
+        }
+        return Response(body, status=200 if ready else 503)

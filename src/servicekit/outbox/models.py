@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import uuid
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class OutboxEvent(models.Model):
+    """One domain event waiting for (or done with) publication.
+
+    `id` orders events as they were committed-ish (a sequence, so concurrent writers may
+    interleave); `event_id` is the envelope id and the broker's de-duplication key.
+    """
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=64)
+    producer = models.CharField(max_length=64)
+    version = models.PositiveSmallIntegerField(default=1)
+    occurred_at = models.DateTimeField()
+    data = models.JSONField(encoder=DjangoJSONEncoder)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["id"], name="outbox_unsent_idx", condition=models.Q(sent_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

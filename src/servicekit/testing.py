@@ -1,0 +1,85 @@
+"""Test helpers other services use: a real Ed25519 key, tokens signed with it, and its JWKS
+served over real HTTP, so the verifier under test runs exactly as in production."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+class TestTokenIssuer:
+    """Signs access tokens the way the users service does."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, *, issuer: str, audience: str, kid: str | None = None) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.kid = kid or f"test-{uuid.uuid4().hex[:8]}"
+        self.private_key = Ed25519PrivateKey.generate()
+
+    def jwk(self) -> dict[str, Any]:
+        public = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self.private_key.public_key()))
+        return {**public, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.jwk()]}
+
+    def token(
+        self,
+        sub: str,
+        role: str = "customer",
+        *,
+        ttl_seconds: int = 300,
+        headers: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "sub": sub,
+            "role": role,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        payload.update(claims)
+        return jwt.encode(
+            payload, self.private_key, algorithm="EdDSA", headers={"kid": self.kid, **(headers or {})}
+        )
+
+
+@contextmanager
+def serve_jwks(*issuers: TestTokenIssuer) -> Iterator[str]:
+    """Serve the issuers' public keys at http://127.0.0.1:<free port>/.well-known/jwks.json."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"keys": [issuer.jwk() for issuer in issuers]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,1 @@
+"""Users service: registration, login, JWT issuing, profiles, roles, JWKS."""

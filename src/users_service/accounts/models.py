@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Role(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    ORGANIZER = "organizer", "Organizer"
+    ADMIN = "admin", "Admin"
+
+
+SELF_SERVICE_ROLES = (Role.CUSTOMER, Role.ORGANIZER)
+
+
+class UserManager(BaseUserManager["User"]):
+    def get_by_email(self, email: str) -> User:
+        return self.get(email__iexact=email.strip())
+
+
+class User(AbstractBaseUser):
+    """A person. `email` is unique whatever its case; the password is an Argon2id hash."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=150)
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CUSTOMER)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["name"]
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=[r.value for r in Role]), name="user_role_valid"
+            ),
+        ]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = self.email.strip()
+        super().save(*args, **kwargs)
+
+
+class LoginThrottle(models.Model):
+    """Failed logins per key (`account:<email>` or `address:<ip>`), shared by all workers.
+
+    `locked_until` implements the progressive delay; `window_started_at` / `window_failures`
+    the hourly cap per account.
+    """
+
+    key = models.CharField(max_length=300, primary_key=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    window_started_at = models.DateTimeField()
+    window_failures = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,62 @@
+"""Settings of the users service. Everything comes from the environment (see README)."""
+
+from servicekit.base_settings import *  # noqa: F403
+from servicekit.conf import database_from_env, env_int
+
+SERVICE_NAME = "users"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    *SHARED_APPS,  # noqa: F405
+    "servicekit.outbox",
+    "users_service.accounts",
+    "users_service.tokens",
+]
+
+ROOT_URLCONF = "users_service.urls"
+WSGI_APPLICATION = "users_service.wsgi.application"
+DATABASES = {"default": database_from_env()}
+
+AUTH_USER_MODEL = "accounts.User"
+
+# Argon2id at the OWASP recommendation (m = 19 MiB, t = 2, p = 1) or above; see
+# users_service.accounts.hashers.
+PASSWORD_HASHERS = ["users_service.accounts.hashers.Argon2idHasher"]
+ARGON2_MEMORY_COST_KIB = env_int("ARGON2_MEMORY_COST_KIB", 19 * 1024)
+ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 2)
+ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("email", "name")},
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "users_service.accounts.validators.MaximumLengthValidator"},
+]
+
+# The users service reads its own public keys from its database instead of over HTTP.
+JWT_JWKS_SOURCE = "users_service.tokens.selectors.jwks_document"
+JWT_ACCESS_TOKEN_SECONDS = min(env_int("JWT_ACCESS_TOKEN_SECONDS", 15 * 60), 15 * 60)
+JWT_REFRESH_TOKEN_SECONDS = env_int("JWT_REFRESH_TOKEN_SECONDS", 14 * 24 * 3600)
+JWT_SERVICE_TOKEN_SECONDS = env_int("JWT_SERVICE_TOKEN_SECONDS", 3600)
+
+# Login throttling, shared by every worker process through the database.
+LOGIN_FREE_FAILURES = env_int("LOGIN_FREE_FAILURES", 5)
+LOGIN_MAX_DELAY_SECONDS = env_int("LOGIN_MAX_DELAY_SECONDS", 15 * 60)
+LOGIN_MAX_FAILURES_PER_HOUR = env_int("LOGIN_MAX_FAILURES_PER_HOUR", 100)
+
+SPECTACULAR_SETTINGS = {
+    **SPECTACULAR_SETTINGS,  # noqa: F405
+    "TITLE": "Turnstile users service",
+    "DESCRIPTION": "Registration, login, JWT issuing (EdDSA, JWKS), profiles and roles.",
+}
+
+# `email` is unique through a case-insensitive functional constraint (accounts.User.Meta),
+# which Django's system check does not recognise as unique.
+SILENCED_SYSTEM_CHECKS = ["auth.E003"]
