@@ -60,3 +60,4 @@ SPECTACULAR_SETTINGS = {
 # `email` is unique through a case-insensitive functional constraint (accounts.User.Meta),
 # which Django's system check does not recognise as unique.
 SILENCED_SYSTEM_CHECKS = ["auth.E003"]
+HEALTH_CHECKS = ["servicekit.outbox.health.check_outbox_lag"]

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from servicekit.health import Check
+from servicekit.outbox.models import OutboxEvent
+
+
+def check_outbox_lag() -> Check:
+    """Relay lag: how many events wait for publication and how old the oldest one is.
+
+    Informational: a broker outage makes the outbox grow (that is its job), so lag alone does
+    not make the service unready; the bus check does.
+    """
+    pending = OutboxEvent.objects.filter(sent_at__isnull=True).aggregate(
+        count=Count("id"), oldest=Min("occurred_at")
+    )
+    oldest = pending["oldest"]
+    lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    return Check(
+        "outbox",
+        True,
+        data={"unsent": pending["count"], "oldest_unsent_age_seconds": round(lag, 3)},
+    )
