@@ -56,9 +56,15 @@ def ensure_environment() -> Path:
         )
         subprocess.run(
             [
-                str(python), "-m", "pip", "install", "--quiet",
-                "-c", str(ROOT / "requirements" / "constraints.txt"),
-                "-e", f"{ROOT}[dev]",
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-c",
+                str(ROOT / "requirements" / "constraints.txt"),
+                "-e",
+                f"{ROOT}[dev]",
             ],
             check=True,
         )

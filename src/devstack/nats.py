@@ -27,9 +27,7 @@ def nats_server_binary() -> str:
 
 
 class EmbeddedNats:
-    def __init__(
-        self, data_dir: Path, *, port: int | None = None, ephemeral: bool = False
-    ) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None, ephemeral: bool = False) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.ephemeral = ephemeral

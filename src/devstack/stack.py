@@ -51,7 +51,9 @@ def service_env(
         }
     )
     env.setdefault("SECRET_KEY", dev_secrets["SECRET_KEY"])
-    env.setdefault("JWT_JWKS_URL", f"http://127.0.0.1:{service_port('users')}/.well-known/jwks.json")
+    env.setdefault(
+        "JWT_JWKS_URL", f"http://127.0.0.1:{service_port('users')}/.well-known/jwks.json"
+    )
     env.setdefault("MAIL_DIR", str(DATA_DIR / "mail"))
     return env
 
@@ -79,7 +81,7 @@ def wait_live(service: Service, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return True
         except OSError:

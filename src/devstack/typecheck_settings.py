@@ -5,12 +5,12 @@ anything."""
 import importlib
 import os
 
-os.environ.setdefault("SECRET_KEY", "typecheck-only")  # noqa: S105
+os.environ.setdefault("SECRET_KEY", "typecheck-only")
 os.environ.setdefault("DATABASE_URL", "postgresql://localhost/typecheck")
 
-from devstack.services import available_services  # noqa: E402
-from servicekit.base_settings import *  # noqa: E402,F403
-from servicekit.conf import database_from_env  # noqa: E402
+from devstack.services import available_services
+from servicekit.base_settings import *  # noqa: F403
+from servicekit.conf import database_from_env
 
 INSTALLED_APPS: list[str] = []
 for _service in available_services():

@@ -33,7 +33,7 @@ REQUIRED_CLAIMS = ["sub", "role", "iss", "aud", "exp", "iat", "jti"]
 JWKSFetcher = Callable[[], dict[str, Any]]
 
 
-class TokenInvalid(Exception):
+class InvalidTokenError(Exception):
     """The token is not one this service accepts; the message says why (for logs only)."""
 
 
@@ -68,7 +68,7 @@ class Principal:
 
 def fetch_jwks_over_http(url: str, timeout: float = 3.0) -> dict[str, Any]:
     if not url.startswith(("http://", "https://")):
-        raise TokenInvalid(f"JWKS URL must be http(s): {url}")
+        raise InvalidTokenError(f"JWKS URL must be http(s): {url}")
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         document: dict[str, Any] = json.loads(response.read())
@@ -130,10 +130,10 @@ class JWKSCache:
                     # everybody out.
                     logger.warning("JWKS refresh failed: %s", exc)
                     if self._fetched_at is None:
-                        raise TokenInvalid("signing keys are unavailable") from exc
+                        raise InvalidTokenError("signing keys are unavailable") from exc
             cached = self._keys.get(kid)
         if cached is None:
-            raise TokenInvalid(f"unknown kid {kid!r}")
+            raise InvalidTokenError(f"unknown kid {kid!r}")
         return cached
 
 
@@ -150,16 +150,16 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise TokenInvalid(f"malformed token: {exc}") from exc
+            raise InvalidTokenError(f"malformed token: {exc}") from exc
         kid = header.get("kid")
         alg = header.get("alg")
         if not isinstance(kid, str) or not kid:
-            raise TokenInvalid("token has no kid")
+            raise InvalidTokenError("token has no kid")
         if alg not in ALLOWED_ALGORITHMS:
-            raise TokenInvalid(f"algorithm {alg!r} refused")
+            raise InvalidTokenError(f"algorithm {alg!r} refused")
         cached = self.keys.get(kid)
         if alg != cached.algorithm:
-            raise TokenInvalid(f"algorithm {alg!r} does not match key {kid!r}")
+            raise InvalidTokenError(f"algorithm {alg!r} does not match key {kid!r}")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -171,11 +171,11 @@ class TokenVerifier:
                 options={"require": REQUIRED_CLAIMS},
             )
         except jwt.PyJWTError as exc:
-            raise TokenInvalid(str(exc)) from exc
+            raise InvalidTokenError(str(exc)) from exc
         role = claims.get("role")
         sub = claims.get("sub")
         if role not in ROLES or not isinstance(sub, str) or not sub:
-            raise TokenInvalid("token has an invalid subject or role")
+            raise InvalidTokenError("token has an invalid subject or role")
         return Principal(id=sub, role=role, token_id=str(claims["jti"]), claims=claims)
 
 
@@ -238,9 +238,11 @@ class JWTAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid Authorization header.") from exc
         try:
             principal = get_verifier().verify(token)
-        except TokenInvalid as exc:
+        except InvalidTokenError as exc:
             logger.info("token refused: %s", exc)
-            raise exceptions.AuthenticationFailed("The access token is invalid or expired.") from exc
+            raise exceptions.AuthenticationFailed(
+                "The access token is invalid or expired."
+            ) from exc
         return principal, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -154,7 +154,9 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
             code=code,
             extra=getattr(exc, "extra", None),
         )
-    return Response(body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+    return Response(
+        body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE
+    )
 
 
 def _is_statement_timeout(exc: DatabaseError) -> bool:

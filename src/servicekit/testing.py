@@ -55,7 +55,10 @@ class TestTokenIssuer:
         }
         payload.update(claims)
         return jwt.encode(
-            payload, self.private_key, algorithm="EdDSA", headers={"kid": self.kid, **(headers or {})}
+            payload,
+            self.private_key,
+            algorithm="EdDSA",
+            headers={"kid": self.kid, **(headers or {})},
         )
 
 

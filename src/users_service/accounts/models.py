@@ -54,21 +54,3 @@ class User(AbstractBaseUser):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = self.email.strip()
         super().save(*args, **kwargs)
-
-
-class LoginThrottle(models.Model):
-    """Failed logins per key (`account:<email>` or `address:<ip>`), shared by all workers.
-
-    `locked_until` implements the progressive delay; `window_started_at` / `window_failures`
-    the hourly cap per account.
-    """
-
-    key = models.CharField(max_length=300, primary_key=True)
-    consecutive_failures = models.PositiveIntegerField(default=0)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    window_started_at = models.DateTimeField()
-    window_failures = models.PositiveIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return self.key

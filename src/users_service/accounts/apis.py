@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from servicekit.auth import Principal
+from servicekit.pagination import PageNumberPagination
+from servicekit.permissions import IsAdmin, IsHuman
+from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
+from users_service.accounts.selectors import user_get_visible, user_list
+from users_service.accounts.services import user_register, user_update
+
+
+class UserOutputSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "name", "email", "role", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+def _principal(request: Request) -> Principal:
+    user = request.user
+    if not isinstance(user, Principal):  # permission classes run first; this is a bug guard
+        raise NotAuthenticated
+    return user
+
+
+class RegisterApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=150)
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(max_length=256, write_only=True, trim_whitespace=False)
+        role = serializers.ChoiceField(
+            choices=[r.value for r in SELF_SERVICE_ROLES], default=Role.CUSTOMER
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = user_register(**serializer.validated_data)
+        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class MeApi(APIView):
+    permission_classes = [IsHuman]
+
+    @extend_schema(responses=UserOutputSerializer)
+    def get(self, request: Request) -> Response:
+        principal = _principal(request)
+        user = user_get_visible(actor=principal, user_id=principal.id)
+        return Response(UserOutputSerializer(user).data)
+
+
+class UserDetailApi(APIView):
+    permission_classes = [IsHuman]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=150)
+        email = serializers.EmailField(max_length=254)
+        role = serializers.ChoiceField(choices=Role.choices, required=False)
+        password = serializers.CharField(
+            max_length=256, write_only=True, required=False, trim_whitespace=False
+        )
+        current_password = serializers.CharField(
+            max_length=256, write_only=True, required=False, trim_whitespace=False
+        )
+
+    @extend_schema(responses=UserOutputSerializer)
+    def get(self, request: Request, pk: str) -> Response:
+        user = user_get_visible(actor=_principal(request), user_id=pk)
+        return Response(UserOutputSerializer(user).data)
+
+    @extend_schema(request=InputSerializer, responses=UserOutputSerializer)
+    def put(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=False)
+
+    @extend_schema(request=InputSerializer, responses=UserOutputSerializer)
+    def patch(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=True)
+
+    def _update(self, request: Request, pk: str, *, partial: bool) -> Response:
+        principal = _principal(request)
+        user = user_get_visible(actor=principal, user_id=pk)
+        serializer = self.InputSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        user = user_update(
+            user=user, actor_is_admin=principal.is_admin, data=serializer.validated_data
+        )
+        return Response(UserOutputSerializer(user).data)
+
+
+class UserListApi(APIView):
+    permission_classes = [IsAdmin]
+
+    class FilterSerializer(serializers.Serializer[Any]):
+        role = serializers.ChoiceField(choices=Role.choices, required=False)
+        search = serializers.CharField(max_length=254, required=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses=UserOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(user_list(**filters.validated_data), request, view=self)
+        return paginator.get_paginated_response(UserOutputSerializer(page, many=True).data)

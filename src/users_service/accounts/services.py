@@ -1,0 +1,114 @@
+"""Writes on users. Every change that others must learn about emits its event in the same
+transaction (`user.registered`, `user.updated`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from rest_framework.exceptions import ValidationError as ApiValidationError
+
+from servicekit.outbox.services import outbox_emit
+from servicekit.problems import Problem
+from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
+
+
+def _event_data(user: User) -> dict[str, Any]:
+    return {"user_id": str(user.id), "name": user.name, "email": user.email, "role": user.role}
+
+
+def _email_taken(email: str, *, exclude: User | None = None) -> bool:
+    qs = User.objects.filter(email__iexact=email.strip())
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude.pk)
+    return qs.exists()
+
+
+def _check_password(password: str, user: User) -> None:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise _field_error("password", list(exc.messages)) from exc
+
+
+def _field_error(field: str, messages: list[str]) -> ApiValidationError:
+    return ApiValidationError({field: messages})
+
+
+def user_register(*, name: str, email: str, password: str, role: str = Role.CUSTOMER) -> User:
+    """Self-registration: customer or organizer, never admin."""
+    if role not in SELF_SERVICE_ROLES:
+        raise _field_error("role", ["Choose customer or organizer."])
+    user = User(name=name.strip(), email=email.strip(), role=role)
+    _check_password(password, user)
+    user.set_password(password)
+    if _email_taken(user.email):
+        raise _field_error("email", ["A user with this email already exists."])
+    try:
+        with transaction.atomic():
+            user.save()
+            outbox_emit(event_type="user.registered", data=_event_data(user))
+    except IntegrityError as exc:  # a concurrent registration of the same email won
+        raise _field_error("email", ["A user with this email already exists."]) from exc
+    return user
+
+
+def user_create_admin(*, name: str, email: str, password: str) -> User:
+    """The first admin (or a new one), from the `create_admin` management command.
+
+    An existing account with that email is promoted instead.
+    """
+    existing = User.objects.filter(email__iexact=email.strip()).first()
+    if existing is not None:
+        return user_update(user=existing, actor_is_admin=True, data={"role": Role.ADMIN})
+    user = User(name=name.strip(), email=email.strip(), role=Role.ADMIN)
+    _check_password(password, user)
+    user.set_password(password)
+    with transaction.atomic():
+        user.save()
+        outbox_emit(event_type="user.registered", data=_event_data(user))
+    return user
+
+
+def user_update(*, user: User, actor_is_admin: bool, data: dict[str, Any]) -> User:
+    """Profile change by the user or an admin. Only admins change roles; a password change
+    needs the current password (admins do not set other people's passwords)."""
+    changed: list[str] = []
+    if "role" in data and data["role"] != user.role:
+        if not actor_is_admin:
+            raise Problem(
+                "Only admins can change roles.", code="role-change-forbidden", status_code=403
+            )
+        if (
+            user.role == Role.ADMIN
+            and not User.objects.filter(role=Role.ADMIN).exclude(pk=user.pk).exists()
+        ):
+            raise Problem("The last admin cannot be demoted.", code="last-admin", status_code=409)
+        user.role = data["role"]
+        changed.append("role")
+    if "name" in data and data["name"].strip() != user.name:
+        user.name = data["name"].strip()
+        changed.append("name")
+    if "email" in data and data["email"].strip() != user.email:
+        if _email_taken(data["email"], exclude=user):
+            raise _field_error("email", ["A user with this email already exists."])
+        user.email = data["email"].strip()
+        changed.append("email")
+    if data.get("password"):
+        if not user.check_password(data.get("current_password") or ""):
+            raise _field_error("current_password", ["The current password is not correct."])
+        _check_password(data["password"], user)
+        user.set_password(data["password"])
+        changed.append("password")
+    if not changed:
+        return user
+    try:
+        with transaction.atomic():
+            user.save(update_fields=[*changed, "updated_at"])
+            if set(changed) & {"name", "email", "role"}:
+                outbox_emit(event_type="user.updated", data=_event_data(user))
+    except IntegrityError as exc:
+        raise _field_error("email", ["A user with this email already exists."]) from exc
+    return user

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from users_service.accounts.apis import UserOutputSerializer
+from users_service.tokens.selectors import jwks_document
+from users_service.tokens.services import (
+    TokenPair,
+    login,
+    refresh_family_revoke,
+    refresh_rotate,
+)
+
+
+class TokenPairOutputSerializer(serializers.Serializer[TokenPair]):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+    token_type = serializers.SerializerMethodField()
+    expires_in = serializers.IntegerField()
+    user = UserOutputSerializer()
+
+    def get_token_type(self, obj: TokenPair) -> str:
+        return "Bearer"
+
+
+def client_address(request: Request) -> str:
+    """REMOTE_ADDR, or the address NUM_PROXIES trusted proxies saw (X-Forwarded-For)."""
+    proxies = int(getattr(settings, "NUM_PROXIES", 0) or 0)
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-min(proxies, len(hops))]
+    return str(request.META.get("REMOTE_ADDR", "unknown"))
+
+
+class _PublicApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+
+class LoginApi(_PublicApi):
+    class InputSerializer(serializers.Serializer[Any]):
+        email = serializers.CharField(max_length=254)
+        password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = login(**serializer.validated_data, address=client_address(request))
+        return Response(TokenPairOutputSerializer(pair).data)
+
+
+class RefreshApi(_PublicApi):
+    class InputSerializer(serializers.Serializer[Any]):
+        refresh = serializers.CharField(max_length=128)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = refresh_rotate(refresh=serializer.validated_data["refresh"])
+        return Response(TokenPairOutputSerializer(pair).data)
+
+
+class LogoutApi(_PublicApi):
+    class InputSerializer(serializers.Serializer[Any]):
+        refresh = serializers.CharField(max_length=128)
+
+    @extend_schema(request=InputSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refresh_family_revoke(refresh=serializer.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class JwksApi(_PublicApi):
+    @extend_schema(
+        responses=inline_serializer(
+            "Jwks", {"keys": serializers.ListField(child=serializers.DictField())}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        response = Response(jwks_document())
+        response["Cache-Control"] = "public, max-age=300"
+        return response
