@@ -41,7 +41,8 @@ def suites() -> list[Suite]:
     return found
 
 
-SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
+SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+SUMMARY_LINE = re.compile(r"\d+ (passed|failed|errors?|skipped|deselected).* in [0-9.]+s")
 
 
 def run_suite(suite: Suite, env: dict[str, str], pytest_args: list[str]) -> Counter[str]:
@@ -59,11 +60,11 @@ def run_suite(suite: Suite, env: dict[str, str], pytest_args: list[str]) -> Coun
     for line in process.stdout:
         sys.stdout.write(line)
         sys.stdout.flush()
-        if line.strip():
+        if SUMMARY_LINE.search(line):
             last = line
     code = process.wait()
     counts: Counter[str] = Counter()
-    if "=" in last:
+    if last:
         for number, kind in SUMMARY.findall(last):
             counts["error" if kind.startswith("error") else kind] += int(number)
     if code not in (0, 5) and not counts["failed"] and not counts["error"]:

@@ -62,6 +62,8 @@ def database_from_env(name: str = "DATABASE_URL") -> dict[str, Any]:
     if config.get("ENGINE") != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"{name} must point at PostgreSQL, got {config.get('ENGINE')}")
     config["CONN_HEALTH_CHECKS"] = True
-    config.setdefault("OPTIONS", {})
+    options = config.setdefault("OPTIONS", {})
+    if not config.get("HOST") and "host" in options:  # a Unix socket: ...?host=/path
+        config["HOST"] = options.pop("host")
     config["ATOMIC_REQUESTS"] = False
     return config

@@ -79,10 +79,82 @@ def serve_jwks(*issuers: TestTokenIssuer) -> Iterator[str]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def current_database_url() -> str:
+    """A URL for the database Django is connected to now (the test database inside tests),
+    for real service processes started by a test to share it."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    user = quote(db.get("USER") or "postgres")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or ""
+    port = db.get("PORT") or ""
+    name = db["NAME"]
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@/{name}?host={quote(host)}"
+    return f"postgresql://{user}{password}@{host}{':' + str(port) if port else ''}/{name}"
+
+
+@contextmanager
+def service_process(
+    package: str,
+    *,
+    env: dict[str, str],
+    workers: int = 1,
+    timeout: float = 30.0,
+) -> Iterator[str]:
+    """Run `<package>.wsgi` under gunicorn on a free port as a real process; yield its base
+    URL once /health/live answers; stop it afterwards."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    full_env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": f"{package}.settings"}
+    argv = [
+        sys.executable, "-m", "gunicorn", f"{package}.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(  # noqa: S603
+        argv,
+        env=full_env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{package} exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{base}/health/live", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

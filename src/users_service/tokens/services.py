@@ -14,8 +14,8 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
-from rest_framework import exceptions
 
+from servicekit.problems import Problem
 from users_service.accounts.models import User
 from users_service.tokens.keys import signing_key_active, signing_key_private
 from users_service.tokens.models import RefreshToken
@@ -27,12 +27,16 @@ from users_service.tokens.throttling import (
 )
 
 
-class InvalidCredentials(exceptions.AuthenticationFailed):
+class InvalidCredentials(Problem):
+    # A Problem, not DRF's AuthenticationFailed: these views take no Authorization header,
+    # and DRF would turn AuthenticationFailed into 403 there.
+    status_code = 401
     default_detail = "Invalid email or password."
     default_code = "invalid-credentials"
 
 
-class InvalidRefreshToken(exceptions.AuthenticationFailed):
+class InvalidRefreshToken(Problem):
+    status_code = 401
     default_detail = "The refresh token is invalid, expired or revoked."
     default_code = "invalid-refresh-token"
 

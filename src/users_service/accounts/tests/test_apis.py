@@ -1,0 +1,277 @@
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+from servicekit.outbox.models import OutboxEvent
+from users_service.accounts.models import Role, User
+from users_service.conftest import PASSWORD, login_client
+
+pytestmark = pytest.mark.django_db
+
+PROBLEM = "application/problem+json"
+
+
+def register(api: APIClient, **overrides: object) -> object:
+    body = {"name": "Grace", "email": "grace@example.com", "password": PASSWORD, **overrides}
+    return api.post("/api/users/register", body, format="json")
+
+
+def assert_problem(response: object, status: int) -> dict:
+    assert response.status_code == status, response.content  # type: ignore[attr-defined]
+    assert response["Content-Type"] == PROBLEM  # type: ignore[index]
+    body = response.json()  # type: ignore[attr-defined]
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    return body
+
+
+class TestRegister:
+    def test_creates_a_customer_and_emits_user_registered(self, api: APIClient) -> None:
+        response = register(api)
+        assert response.status_code == 201
+        body = response.json()
+        assert set(body) == {"id", "name", "email", "role", "created_at", "updated_at"}
+        assert body["role"] == "customer"
+        user = User.objects.get(pk=body["id"])
+        assert user.password.startswith("argon2$argon2id$")
+        event = OutboxEvent.objects.get(type="user.registered")
+        assert event.data == {
+            "user_id": body["id"],
+            "name": "Grace",
+            "email": "grace@example.com",
+            "role": "customer",
+        }
+
+    def test_organizer_may_self_register(self, api: APIClient) -> None:
+        response = register(api, role="organizer")
+        assert response.status_code == 201
+        assert response.json()["role"] == "organizer"
+
+    def test_admin_role_is_refused(self, api: APIClient) -> None:
+        body = assert_problem(register(api, role="admin"), 400)
+        assert "role" in body["errors"]
+        assert not User.objects.exists()
+
+    def test_server_fields_are_not_mass_assignable(self, api: APIClient) -> None:
+        forced_id = str(uuid.uuid4())
+        response = register(api, id=forced_id, created_at="2000-01-01T00:00:00Z", is_active=False)
+        assert response.status_code == 201
+        body = response.json()
+        assert body["id"] != forced_id
+        assert not body["created_at"].startswith("2000")
+        assert User.objects.get(pk=body["id"]).is_active
+
+    def test_email_is_unique_whatever_its_case(self, api: APIClient) -> None:
+        assert register(api).status_code == 201
+        body = assert_problem(register(api, email="GRACE@Example.COM"), 400)
+        assert "email" in body["errors"]
+        assert User.objects.count() == 1
+
+    @pytest.mark.parametrize(
+        "password",
+        ["short1A", "password123", "grace@example.com", "12345678901234"],
+        ids=["too-short", "common", "the-email", "numeric"],
+    )
+    def test_password_policy(self, api: APIClient, password: str) -> None:
+        body = assert_problem(register(api, password=password), 400)
+        assert "password" in body["errors"]
+        assert not User.objects.exists()
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"name": None},
+            {"email": "not-an-email"},
+            {"email": ["a@example.com"]},
+            {"name": "x" * 151},
+            {"email": "a" * 250 + "@example.com"},
+            {"password": "p" * 10_000},
+            {"role": 7},
+        ],
+        ids=["null-name", "bad-email", "list-email", "long-name", "long-email", "huge-password",
+             "int-role"],
+    )  # fmt: skip
+    def test_bad_fields_are_400_and_change_nothing(self, api: APIClient, overrides: dict) -> None:
+        assert_problem(register(api, **overrides), 400)
+        assert not User.objects.exists()
+        assert not OutboxEvent.objects.exists()
+
+    def test_missing_fields_are_listed(self, api: APIClient) -> None:
+        body = assert_problem(api.post("/api/users/register", {}, format="json"), 400)
+        assert set(body["errors"]) == {"name", "email", "password"}
+
+    def test_malformed_json(self, api: APIClient) -> None:
+        response = api.post(
+            "/api/users/register", data='{"name": "x",', content_type="application/json"
+        )
+        assert_problem(response, 400)
+
+    def test_wrong_content_type(self, api: APIClient) -> None:
+        response = api.post("/api/users/register", data="name=x", content_type="text/plain")
+        assert_problem(response, 415)
+
+    def test_json_that_is_not_an_object(self, api: APIClient) -> None:
+        response = api.post("/api/users/register", data="[1, 2]", content_type="application/json")
+        assert_problem(response, 400)
+
+    def test_oversized_body(self, api: APIClient) -> None:
+        payload = json.dumps({"name": "x" * 400_000, "email": "a@b.co", "password": PASSWORD})
+        response = api.post("/api/users/register", data=payload, content_type="application/json")
+        assert_problem(response, 400)
+        assert not User.objects.exists()
+
+    @pytest.mark.parametrize("path", ["/api/users/register", "/api/users/register/"])
+    def test_with_and_without_trailing_slash(self, api: APIClient, path: str) -> None:
+        response = api.post(
+            path, {"name": "G", "email": f"{len(path)}@example.com", "password": PASSWORD}
+        )
+        assert response.status_code == 201
+
+
+class TestMe:
+    def test_returns_the_caller(self, customer: User, customer_client: APIClient) -> None:
+        for path in ("/api/users/me", "/api/users/me/"):
+            response = customer_client.get(path)
+            assert response.status_code == 200
+            assert response.json()["id"] == str(customer.id)
+
+    def test_needs_a_token(self, api: APIClient) -> None:
+        response = api.get("/api/users/me")
+        assert_problem(response, 401)
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+    def test_forged_token(self, api: APIClient) -> None:
+        api.credentials(HTTP_AUTHORIZATION="Bearer eyJhbGciOiJub25lIn0.e30.")
+        assert_problem(api.get("/api/users/me"), 401)
+
+
+class TestUserDetail:
+    def test_owner_reads_and_updates_profile(
+        self, customer: User, customer_client: APIClient
+    ) -> None:
+        url = f"/api/users/{customer.id}"
+        assert customer_client.get(url).json()["email"] == customer.email
+        response = customer_client.patch(url, {"name": "New Name"}, format="json")
+        assert response.status_code == 200
+        assert response.json()["name"] == "New Name"
+        event = OutboxEvent.objects.filter(type="user.updated").get()
+        assert event.data["name"] == "New Name"
+
+    def test_another_users_profile_is_404(
+        self, make_user: Callable[..., User], customer_client: APIClient
+    ) -> None:
+        other = make_user()
+        for method in ("get", "put", "patch"):
+            response = getattr(customer_client, method)(
+                f"/api/users/{other.id}/", {"name": "pwned", "email": "p@example.com"}
+            )
+            assert_problem(response, 404)
+        other.refresh_from_db()
+        assert other.name != "pwned"
+
+    def test_unknown_id_is_404(self, customer_client: APIClient) -> None:
+        assert_problem(customer_client.get(f"/api/users/{uuid.uuid4()}"), 404)
+        assert_problem(customer_client.get("/api/users/not-a-uuid"), 404)
+
+    def test_user_cannot_change_own_role_or_server_fields(
+        self, customer: User, customer_client: APIClient
+    ) -> None:
+        url = f"/api/users/{customer.id}"
+        body = assert_problem(customer_client.patch(url, {"role": "admin"}, format="json"), 403)
+        assert body["type"] == "urn:problem:role-change-forbidden"
+        before = User.objects.get(pk=customer.pk)
+        response = customer_client.patch(
+            url, {"id": str(uuid.uuid4()), "created_at": "2000-01-01T00:00:00Z"}, format="json"
+        )
+        assert response.status_code == 200
+        after = User.objects.get(pk=customer.pk)
+        assert (after.id, after.role, after.created_at) == (
+            before.id,
+            "customer",
+            before.created_at,
+        )
+
+    def test_put_needs_the_whole_profile(self, customer: User, customer_client: APIClient) -> None:
+        url = f"/api/users/{customer.id}"
+        body = assert_problem(customer_client.put(url, {"name": "Only name"}, format="json"), 400)
+        assert "email" in body["errors"]
+        response = customer_client.put(
+            url, {"name": "Both", "email": "both@example.com"}, format="json"
+        )
+        assert response.status_code == 200
+        assert response.json()["email"] == "both@example.com"
+
+    def test_email_change_cannot_take_anothers_address(
+        self, make_user: Callable[..., User], customer: User, customer_client: APIClient
+    ) -> None:
+        other = make_user(email="taken@example.com")
+        response = customer_client.patch(
+            f"/api/users/{customer.id}", {"email": "TAKEN@example.com"}, format="json"
+        )
+        assert "email" in assert_problem(response, 400)["errors"]
+        assert User.objects.get(pk=customer.pk).email != other.email
+
+    def test_password_change_needs_the_current_password(
+        self, customer: User, customer_client: APIClient
+    ) -> None:
+        url = f"/api/users/{customer.id}"
+        new = "brand-New-secret-42"
+        response = customer_client.patch(url, {"password": new}, format="json")
+        assert "current_password" in assert_problem(response, 400)["errors"]
+        response = customer_client.patch(
+            url, {"password": new, "current_password": PASSWORD}, format="json"
+        )
+        assert response.status_code == 200
+        assert User.objects.get(pk=customer.pk).check_password(new)
+
+    def test_admin_reads_anyone_and_changes_roles(
+        self, customer: User, admin_client: APIClient
+    ) -> None:
+        url = f"/api/users/{customer.id}"
+        assert admin_client.get(url).status_code == 200
+        response = admin_client.patch(url, {"role": "organizer"}, format="json")
+        assert response.status_code == 200
+        assert User.objects.get(pk=customer.pk).role == Role.ORGANIZER
+        assert OutboxEvent.objects.filter(type="user.updated").get().data["role"] == "organizer"
+
+    def test_last_admin_cannot_be_demoted(self, admin: User, admin_client: APIClient) -> None:
+        response = admin_client.patch(f"/api/users/{admin.id}", {"role": "customer"}, format="json")
+        assert_problem(response, 409)
+        assert User.objects.get(pk=admin.pk).role == Role.ADMIN
+
+    def test_new_role_shows_in_the_next_token(
+        self, customer: User, admin_client: APIClient
+    ) -> None:
+        admin_client.patch(f"/api/users/{customer.id}", {"role": "organizer"}, format="json")
+        client = login_client(customer)
+        assert client.get("/api/users/me").json()["role"] == "organizer"
+
+
+class TestUserList:
+    def test_admin_lists_users_paginated(
+        self, make_user: Callable[..., User], admin_client: APIClient
+    ) -> None:
+        for _ in range(3):
+            make_user()
+        response = admin_client.get("/api/users/?page_size=2")
+        body = response.json()
+        assert response.status_code == 200
+        assert set(body) == {"count", "next", "previous", "results"}
+        assert body["count"] == 4
+        assert len(body["results"]) == 2
+        assert admin_client.get("/api/users?role=admin").json()["count"] == 1
+
+    def test_page_size_is_capped(self, admin_client: APIClient) -> None:
+        assert admin_client.get("/api/users/?page_size=100000").status_code == 200
+
+    def test_non_admins_are_refused(self, customer_client: APIClient) -> None:
+        assert_problem(customer_client.get("/api/users/"), 403)
+
+    def test_bad_filter_is_400(self, admin_client: APIClient) -> None:
+        assert_problem(admin_client.get("/api/users/?role=wizard"), 400)
+        assert_problem(admin_client.get("/api/users/?page=999"), 404)
