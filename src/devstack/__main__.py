@@ -20,9 +20,6 @@ def main(argv: list[str]) -> int:
 
     commands.add_parser("check", help="ruff, mypy and makemigrations --check")
 
-    bench = commands.add_parser("bench", help="flash-sale benchmark (see README, Performance)")
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
-
     pytest_args: list[str] = []
     if "--" in argv:
         split = argv.index("--")
@@ -41,10 +38,6 @@ def main(argv: list[str]) -> int:
         from devstack.check import run_checks
 
         return run_checks()
-    if args.command == "bench":
-        from devstack.bench import main as run_bench  # type: ignore[import-not-found]
-
-        return int(run_bench(args.rest))
     return 2
 
 

@@ -59,7 +59,8 @@ class EmbeddedPostgres:
         return int(value)
 
     def _pg_ctl(self, args: list[str]) -> None:
-        pg_commands.pg_ctl(args, pgdata=self.pgdata, user=self._server.system_user, timeout=60)
+        pg_ctl = getattr(pg_commands, "pg_ctl")  # noqa: B009  (generated at import time)
+        pg_ctl(args, pgdata=self.pgdata, user=self._server.system_user, timeout=60)
 
     @property
     def socket_dir(self) -> Path:

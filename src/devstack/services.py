@@ -42,9 +42,25 @@ class Service:
 
 
 ALL_SERVICES: tuple[Service, ...] = (
-    Service("users", "users_service", 8000),
-    Service("booking", "booking_service", 8001),
-    Service("notifications", "notifications_service", 8002),
+    Service("users", "users_service", 8000, workers=(Worker("relay", ("outbox_relay",)),)),
+    Service(
+        "booking",
+        "booking_service",
+        8001,
+        workers=(
+            Worker("relay", ("outbox_relay",)),
+            Worker("sweeper", ("release_expired_holds", "--loop")),
+        ),
+    ),
+    Service(
+        "notifications",
+        "notifications_service",
+        8002,
+        workers=(
+            Worker("consumer", ("consume_events",)),
+            Worker("dispatcher", ("dispatch_deliveries",)),
+        ),
+    ),
 )
 
 

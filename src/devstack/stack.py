@@ -21,6 +21,8 @@ from devstack.services import Service, available_services
 
 HOST = os.environ.get("TURNSTILE_HOST", "127.0.0.1")
 NATS_PORT = 4222
+MAIL_PORT = int(os.environ.get("TURNSTILE_MAIL_PORT", "1025"))
+MAIL_DIR = DATA_DIR / "mail"
 
 
 def load_dev_secrets(path: Path) -> dict[str, str]:
@@ -54,7 +56,11 @@ def service_env(
     env.setdefault(
         "JWT_JWKS_URL", f"http://127.0.0.1:{service_port('users')}/.well-known/jwks.json"
     )
-    env.setdefault("MAIL_DIR", str(DATA_DIR / "mail"))
+    env.setdefault("MAIL_DIR", str(MAIL_DIR))
+    # Development mail goes to the stack's SMTP sink (see mail_sink below).
+    env.setdefault("EMAIL_HOST", "127.0.0.1")
+    env.setdefault("EMAIL_PORT", str(MAIL_PORT))
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
     return env
 
 
@@ -74,6 +80,20 @@ def server_argv(service: Service, workers: int) -> list[str]:
         "--graceful-timeout", "10",
         "--log-level", "warning",
     ]  # fmt: skip
+
+
+def mail_sink() -> Child | None:
+    """A local SMTP server keeping every message as an .eml file in MAIL_DIR.
+
+    Skipped when EMAIL_HOST is set (real SMTP configured) or the port is taken.
+    """
+    if os.environ.get("EMAIL_HOST") or port_in_use(MAIL_PORT):
+        return None
+    argv = [
+        sys.executable, "-m", "devstack.mailsink",
+        "--port", str(MAIL_PORT), "--dir", str(MAIL_DIR),
+    ]  # fmt: skip
+    return Child("mail", argv, dict(os.environ, PYTHONUNBUFFERED="1"), "37").start()
 
 
 def wait_live(service: Service, timeout: float = 60.0) -> bool:
@@ -174,6 +194,9 @@ def up(workers: int = 2) -> int:
         print("==> loading demo data", flush=True)
         context = seed(services, envs)
 
+        sink = mail_sink()
+        if sink is not None:
+            children.append(sink)
         color = iter(COLORS * 4)
         for service in services:
             env = envs[service.name]

@@ -31,7 +31,7 @@ class Problem(exceptions.APIException):
     without parsing `detail`.
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "bad-request"
     default_detail = "The request could not be processed."
 

@@ -20,6 +20,8 @@ def route(pattern: str, view: Any, name: str | None = None) -> URLPattern:
         lambda m: f"(?P<{m.group(2)}>{_CONVERTERS[m.group(1) or 'str']})",
         pattern.strip("/"),
     )
+    if name is None:
+        return re_path(rf"^{regex}/?$", view)
     return re_path(rf"^{regex}/?$", view, name=name)
 
 

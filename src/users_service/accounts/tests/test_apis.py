@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -16,15 +17,15 @@ pytestmark = pytest.mark.django_db
 PROBLEM = "application/problem+json"
 
 
-def register(api: APIClient, **overrides: object) -> object:
+def register(api: APIClient, **overrides: object) -> Any:
     body = {"name": "Grace", "email": "grace@example.com", "password": PASSWORD, **overrides}
     return api.post("/api/users/register", body, format="json")
 
 
-def assert_problem(response: object, status: int) -> dict:
-    assert response.status_code == status, response.content  # type: ignore[attr-defined]
-    assert response["Content-Type"] == PROBLEM  # type: ignore[index]
-    body = response.json()  # type: ignore[attr-defined]
+def assert_problem(response: Any, status: int) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
     assert body["status"] == status
     assert {"type", "title", "detail"} <= body.keys()
     return body

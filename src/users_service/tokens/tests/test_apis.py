@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -16,7 +17,7 @@ from users_service.tokens.models import RefreshToken, SigningKey
 pytestmark = pytest.mark.django_db
 
 
-def login(api: APIClient, email: str, password: str = PASSWORD) -> object:
+def login(api: APIClient, email: str, password: str = PASSWORD) -> Any:
     return api.post("/api/users/login", {"email": email, "password": password}, format="json")
 
 
