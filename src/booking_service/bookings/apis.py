@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from booking_service.bookings.models import Booking, BookingStatus
+from booking_service.bookings.selectors import booking_get, booking_list
+from booking_service.bookings.services import (
+    booking_cancel,
+    booking_create_slot,
+    booking_create_tickets,
+    booking_update_tickets,
+)
+from booking_service.common import MAX_ID, actor_of, id_field, not_found, path_id
+from servicekit.idempotency.views import IdempotentMixin
+from servicekit.pagination import PageNumberPagination
+
+
+class BookingOutputSerializer(serializers.ModelSerializer[Booking]):
+    event = serializers.IntegerField(source="event_id", allow_null=True)
+    resource = serializers.IntegerField(source="resource_id", allow_null=True)
+
+    class Meta:
+        model = Booking
+        fields = [
+            "id",
+            "kind",
+            "user_id",
+            "event",
+            "tickets_booked",
+            "resource",
+            "start_time",
+            "end_time",
+            "status",
+            "cancel_reason",
+            "expires_at",
+            "amount",
+            "currency",
+            "created_at",
+            "updated_at",
+            "confirmed_at",
+            "canceled_at",
+        ]
+        read_only_fields = fields
+
+
+class BookingInputSerializer(serializers.Serializer[Any]):
+    """Either `{event, tickets_booked}` or `{resource, start_time, end_time}`."""
+
+    event = id_field(required=False)
+    tickets_booked = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    resource = id_field(required=False)
+    start_time = serializers.DateTimeField(required=False)
+    end_time = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        tickets = {"event", "tickets_booked"}
+        slot = {"resource", "start_time", "end_time"}
+        given = set(attrs)
+        if given & tickets and given & slot:
+            raise serializers.ValidationError(
+                "Send either event and tickets_booked, or resource, start_time and end_time."
+            )
+        missing = slot - given if given & slot else tickets - given
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This field is required."] for name in sorted(missing)}
+            )
+        maximum = settings.BOOKING_MAX_TICKETS
+        if "tickets_booked" in attrs and attrs["tickets_booked"] > maximum:
+            raise serializers.ValidationError(
+                {"tickets_booked": [f"At most {maximum} tickets per booking."]}
+            )
+        return attrs
+
+
+class BookingCreateApi(IdempotentMixin, APIView):
+    idempotency_scope = "bookings.create"
+
+    @extend_schema(request=BookingInputSerializer, responses={201: BookingOutputSerializer})
+    def post(self, request: Request) -> Response:
+        actor = actor_of(request)
+        serializer = BookingInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "event" in data:
+            booking = booking_create_tickets(
+                user_id=actor.id, event_id=data["event"], tickets_booked=data["tickets_booked"]
+            )
+        else:
+            booking = booking_create_slot(
+                user_id=actor.id,
+                resource_id=data["resource"],
+                start_time=data["start_time"],
+                end_time=data["end_time"],
+            )
+        return Response(BookingOutputSerializer(booking).data, status=status.HTTP_201_CREATED)
+
+
+class BookingListCreateApi(BookingCreateApi):
+    class FilterSerializer(serializers.Serializer[Any]):
+        event = id_field(required=False)
+        resource = id_field(required=False)
+        status = serializers.ChoiceField(choices=BookingStatus.choices, required=False)
+
+    @extend_schema(
+        parameters=[FilterSerializer], responses={200: BookingOutputSerializer(many=True)}
+    )
+    def get(self, request: Request) -> Response:
+        actor = actor_of(request)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        bookings = booking_list(
+            actor=actor,
+            event_id=params.get("event"),
+            resource_id=params.get("resource"),
+            status=params.get("status"),
+        )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(bookings, request, view=self)
+        return paginator.get_paginated_response(BookingOutputSerializer(page, many=True).data)
+
+
+class BookingDetailApi(APIView):
+    class UpdateInputSerializer(serializers.Serializer[Any]):
+        tickets_booked = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+    @extend_schema(responses={200: BookingOutputSerializer})
+    def get(self, request: Request, pk: str) -> Response:
+        booking = booking_get(booking_id=path_id(pk), actor=actor_of(request))
+        if booking is None:
+            raise not_found("booking")
+        return Response(BookingOutputSerializer(booking).data)
+
+    def _update(self, request: Request, pk: str) -> Response:
+        actor = actor_of(request)
+        serializer = self.UpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        booking = booking_update_tickets(
+            booking_id=path_id(pk),
+            actor=actor,
+            tickets_booked=serializer.validated_data["tickets_booked"],
+        )
+        return Response(BookingOutputSerializer(booking).data)
+
+    @extend_schema(request=UpdateInputSerializer, responses={200: BookingOutputSerializer})
+    def put(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk)
+
+    @extend_schema(request=UpdateInputSerializer, responses={200: BookingOutputSerializer})
+    def patch(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk)
+
+    @extend_schema(responses={200: BookingOutputSerializer})
+    def delete(self, request: Request, pk: str) -> Response:
+        booking = booking_cancel(booking_id=path_id(pk), actor=actor_of(request))
+        return Response(BookingOutputSerializer(booking).data)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from booking_service.common import actor_of, id_field, not_found, path_id
+from booking_service.payments.models import Payment
+from booking_service.payments.selectors import payment_get, payment_list
+from booking_service.payments.services import PaymentOutcome, payment_create
+from servicekit.idempotency.views import IdempotentMixin
+from servicekit.pagination import PageNumberPagination
+from servicekit.problems import Problem
+
+
+class PaymentOutputSerializer(serializers.ModelSerializer[Payment]):
+    booking = serializers.IntegerField(source="booking_id")
+
+    class Meta:
+        model = Payment
+        fields = [
+            "id",
+            "booking",
+            "user_id",
+            "amount",
+            "currency",
+            "status",
+            "provider",
+            "provider_reference",
+            "failure_reason",
+            "retryable",
+            "created_at",
+            "updated_at",
+            "refunded_at",
+        ]
+        read_only_fields = fields
+
+
+class PaymentListCreateApi(IdempotentMixin, APIView):
+    idempotency_scope = "payments.create"
+
+    class InputSerializer(serializers.Serializer[Any]):
+        booking = id_field()
+        payment_token = serializers.CharField(max_length=255)
+        amount = serializers.DecimalField(
+            max_digits=12,
+            decimal_places=2,
+            min_value=0,
+            max_value=settings.BOOKING_MAX_PRICE * 1000,
+            required=False,
+        )
+
+    class FilterSerializer(serializers.Serializer[Any]):
+        booking = id_field(required=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: PaymentOutputSerializer, 402: dict, 409: dict},
+    )
+    def post(self, request: Request) -> Response:
+        actor = actor_of(request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = payment_create(
+            booking_id=data["booking"],
+            user_id=actor.id,
+            payment_token=data["payment_token"],
+            amount=data.get("amount"),
+        )
+        body = PaymentOutputSerializer(result.payment).data
+        if result.outcome == PaymentOutcome.FAILED:
+            raise Problem(
+                "The payment was declined; the booking stays pending until its hold ends.",
+                code="payment-failed",
+                status_code=status.HTTP_402_PAYMENT_REQUIRED,
+                extra={"payment": body},
+            )
+        if result.outcome == PaymentOutcome.REFUNDED:
+            raise Problem(
+                "The hold expired while the payment was processed; the charge was refunded.",
+                code="hold-expired",
+                status_code=status.HTTP_409_CONFLICT,
+                extra={"payment": body},
+            )
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[FilterSerializer], responses={200: PaymentOutputSerializer(many=True)}
+    )
+    def get(self, request: Request) -> Response:
+        actor = actor_of(request)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        payments = payment_list(actor=actor, booking_id=filters.validated_data.get("booking"))
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(payments, request, view=self)
+        return paginator.get_paginated_response(PaymentOutputSerializer(page, many=True).data)
+
+
+class PaymentDetailApi(APIView):
+    @extend_schema(responses={200: PaymentOutputSerializer})
+    def get(self, request: Request, pk: str) -> Response:
+        payment = payment_get(payment_id=path_id(pk), actor=actor_of(request))
+        if payment is None:
+            raise not_found("payment")
+        return Response(PaymentOutputSerializer(payment).data)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from booking_service.bookings.services import Actor
+from booking_service.payments.models import Payment
+
+
+def payment_list(*, actor: Actor, booking_id: int | None = None) -> QuerySet[Payment]:
+    payments = Payment.objects.all()
+    if not actor.is_admin:
+        payments = payments.filter(user_id=actor.id)
+    if booking_id is not None:
+        payments = payments.filter(booking_id=booking_id)
+    return payments.order_by("-created_at", "-id")
+
+
+def payment_get(*, payment_id: int, actor: Actor) -> Payment | None:
+    return payment_list(actor=actor).filter(pk=payment_id).first()

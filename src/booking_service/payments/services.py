@@ -1,0 +1,187 @@
+"""Payments. The provider is never called inside a database transaction:
+
+1. a `pending` payment row is committed (at most one live payment per booking, so a
+   booking is never charged twice at once);
+2. the provider is asked, with no transaction open;
+3. a new short transaction locks the booking and confirms it if it is still pending and its
+   hold has not expired; otherwise the charge is refunded. A success that arrives late never
+   confirms a booking whose tickets went back on sale.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from booking_service.bookings.events import BOOKING_CONFIRMED, booking_data
+from booking_service.bookings.models import Booking, BookingStatus
+from booking_service.bookings.services import NotFound
+from booking_service.payments.events import (
+    PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
+    PAYMENT_SUCCEEDED,
+    payment_data,
+)
+from booking_service.payments.models import Payment, PaymentStatus
+from booking_service.payments.providers import ChargeResult, get_payment_provider
+from servicekit.outbox.services import outbox_emit
+from servicekit.problems import Conflict, Unprocessable
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentOutcome(StrEnum):
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    payment: Payment
+    outcome: PaymentOutcome
+
+
+def payment_create(
+    *,
+    booking_id: int,
+    user_id: uuid.UUID,
+    payment_token: str,
+    amount: Decimal | None = None,
+) -> PaymentResult:
+    booking = (
+        Booking.objects.select_related("event", "resource")
+        .filter(pk=booking_id, user_id=user_id)
+        .first()
+    )
+    if booking is None:
+        raise NotFound("No such booking.", code="booking-not-found")
+    if amount is not None and amount != booking.amount:
+        raise Unprocessable(
+            f"The amount is {booking.amount} {booking.currency}; the server computes it.",
+            code="amount-mismatch",
+            extra={"amount": str(booking.amount), "currency": booking.currency},
+        )
+    if booking.status == BookingStatus.CONFIRMED:
+        raise Conflict("The booking is already paid.", code="already-paid")
+    if booking.status == BookingStatus.CANCELED:
+        raise Conflict("The booking is canceled.", code="booking-canceled")
+    if booking.expires_at <= timezone.now():
+        raise Conflict("The hold has expired; book again.", code="hold-expired")
+
+    provider = get_payment_provider()
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(
+                booking=booking,
+                user_id=booking.user_id,
+                amount=booking.amount,
+                currency=booking.currency,
+                status=PaymentStatus.PENDING,
+                provider=provider.name,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "Another payment of this booking is in progress or has succeeded.",
+            code="payment-in-progress",
+        ) from exc
+
+    try:
+        result = provider.charge(
+            amount=payment.amount,
+            currency=payment.currency,
+            token=payment_token,
+            idempotency_key=str(payment.provider_idempotency_key),
+        )
+    except Exception:
+        logger.exception("payment provider failed to charge payment %s", payment.pk)
+        result = ChargeResult(succeeded=False, failure_reason="provider_error", retryable=True)
+
+    return _payment_settle(payment_id=payment.pk, result=result)
+
+
+def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("booking", "booking__event", "booking__resource")
+            .get(pk=payment_id)
+        )
+        booking = (
+            Booking.objects.select_for_update(of=("self",))
+            .select_related("event", "resource")
+            .get(pk=payment.booking.pk)
+        )
+        payment.booking = booking
+        now = timezone.now()
+        if not result.succeeded:
+            payment.status = PaymentStatus.FAILED
+            payment.failure_reason = result.failure_reason
+            payment.retryable = result.retryable
+            payment.save(update_fields=["status", "failure_reason", "retryable", "updated_at"])
+            outbox_emit(event_type=PAYMENT_FAILED, data=payment_data(payment))
+            return PaymentResult(payment, PaymentOutcome.FAILED)
+        payment.status = PaymentStatus.SUCCESS
+        payment.provider_reference = result.reference
+        payment.save(update_fields=["status", "provider_reference", "updated_at"])
+        confirmable = booking.status == BookingStatus.PENDING and booking.expires_at > now
+        if confirmable:
+            booking.status = BookingStatus.CONFIRMED
+            booking.confirmed_at = now
+            booking.save(update_fields=["status", "confirmed_at", "updated_at"])
+            outbox_emit(event_type=PAYMENT_SUCCEEDED, data=payment_data(payment))
+            outbox_emit(event_type=BOOKING_CONFIRMED, data=booking_data(booking))
+            return PaymentResult(payment, PaymentOutcome.CONFIRMED)
+    # The hold ended while the provider was charging: give the money back.
+    refunded = payment_refund(payment_id=payment.pk, reason="hold_expired")
+    return PaymentResult(refunded, PaymentOutcome.REFUNDED)
+
+
+def payment_refund(*, payment_id: int, reason: str) -> Payment:
+    """Refund a successful payment. The provider is asked outside any transaction (with a
+    stable idempotency key, so a retry after a crash refunds once); then the row is marked."""
+    payment = Payment.objects.select_related("booking").get(pk=payment_id)
+    if payment.status != PaymentStatus.SUCCESS:
+        return payment
+    provider = get_payment_provider()
+    result = provider.refund(
+        reference=payment.provider_reference,
+        amount=payment.amount,
+        currency=payment.currency,
+        idempotency_key=f"refund-{payment.provider_idempotency_key}",
+    )
+    if not result.succeeded:
+        logger.error("refund of payment %s failed: %s", payment.pk, result.failure_reason)
+        return payment
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("booking", "booking__event", "booking__resource")
+            .get(pk=payment_id)
+        )
+        if payment.status != PaymentStatus.SUCCESS:
+            return payment
+        payment.status = PaymentStatus.REFUNDED
+        payment.refunded_at = timezone.now()
+        payment.save(update_fields=["status", "refunded_at", "updated_at"])
+        outbox_emit(event_type=PAYMENT_REFUNDED, data=payment_data(payment, reason=reason))
+    return payment
+
+
+def payments_refund_orphaned() -> int:
+    """Refund successful payments whose booking is canceled (a crash between a cancelation
+    and its refund leaves one behind). The sweeper runs this."""
+    ids = list(
+        Payment.objects.filter(
+            status=PaymentStatus.SUCCESS, booking__status=BookingStatus.CANCELED
+        ).values_list("pk", flat=True)[:500]
+    )
+    for payment_id in ids:
+        payment_refund(payment_id=payment_id, reason="booking_canceled")
+    return len(ids)

@@ -1,0 +1,47 @@
+"""Settings of the booking service. Everything comes from the environment (see README)."""
+
+from decimal import Decimal
+
+from servicekit.base_settings import *  # noqa: F403
+from servicekit.conf import database_from_env, env_int, env_str
+
+SERVICE_NAME = "booking"
+
+INSTALLED_APPS = [
+    "django.contrib.postgres",
+    *SHARED_APPS,  # noqa: F405
+    "servicekit.outbox",
+    "servicekit.idempotency",
+    "booking_service.events",
+    "booking_service.resources",
+    "booking_service.bookings",
+    "booking_service.payments",
+]
+
+ROOT_URLCONF = "booking_service.urls"
+WSGI_APPLICATION = "booking_service.wsgi.application"
+DATABASES = {"default": database_from_env()}
+
+# A pending booking holds its inventory this long; then it expires and the inventory returns.
+BOOKING_HOLD_SECONDS = env_int("BOOKING_HOLD_SECONDS", 600)
+# At most this many tickets in one booking.
+BOOKING_MAX_TICKETS = env_int("BOOKING_MAX_TICKETS", 10)
+# Prices are in this currency (ISO 4217).
+BOOKING_CURRENCY = env_str("BOOKING_CURRENCY", "USD")
+BOOKING_MAX_PRICE = Decimal("1000000")
+# The payment gateway: a dotted path to a PaymentProvider factory. The sandbox is the default.
+PAYMENT_PROVIDER = env_str(
+    "PAYMENT_PROVIDER", "booking_service.payments.providers.SandboxPaymentProvider"
+)
+# Sweeper period (release_expired_holds --loop).
+BOOKING_SWEEP_INTERVAL_SECONDS = env_int("BOOKING_SWEEP_INTERVAL_SECONDS", 5)
+
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
+
+SPECTACULAR_SETTINGS = {
+    **SPECTACULAR_SETTINGS,  # noqa: F405
+    "TITLE": "Turnstile booking service",
+    "DESCRIPTION": "Events, resources, ticket and slot holds, bookings, payments, availability.",
+}
+
+HEALTH_CHECKS = ["servicekit.outbox.health.check_outbox_lag"]

@@ -1,0 +1,96 @@
+"""Factories for test data (used by the tests and nothing else)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from booking_service.events.models import Event
+from booking_service.events.services import event_create
+from booking_service.resources.models import Resource
+from booking_service.resources.services import resource_create
+from servicekit.testing import TestTokenIssuer
+
+
+@dataclass
+class Caller:
+    """A user with a real signed token, and an API client that sends it."""
+
+    id: uuid.UUID
+    role: str
+    token: str
+
+    def client(self) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
+        return client
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_caller(issuer: TestTokenIssuer, role: str = "customer") -> Caller:
+    user_id = uuid.uuid4()
+    return Caller(id=user_id, role=role, token=issuer.token(str(user_id), role, ttl_seconds=3600))
+
+
+def make_event(
+    *,
+    organizer_id: uuid.UUID | None = None,
+    total_tickets: int = 100,
+    price: str = "25.00",
+    starts_in: dt.timedelta = dt.timedelta(days=7),
+    name: str = "Concert",
+    location: str = "Main Hall",
+    **extra: Any,
+) -> Event:
+    starts_at = (timezone.now() + starts_in).astimezone(dt.UTC).replace(microsecond=0)
+    return event_create(
+        organizer_id=organizer_id or uuid.uuid4(),
+        name=name,
+        description=extra.pop("description", "A test event"),
+        date=starts_at.date(),
+        time=starts_at.time(),
+        location=location,
+        total_tickets=total_tickets,
+        price_per_ticket=Decimal(price),
+        currency="USD",
+    )
+
+
+def make_resource(
+    *,
+    organizer_id: uuid.UUID | None = None,
+    timezone_name: str = "UTC",
+    opening: dt.time = dt.time(8, 0),
+    closing: dt.time = dt.time(20, 0),
+    slot_minutes: int = 60,
+    price: str = "40.00",
+) -> Resource:
+    return resource_create(
+        organizer_id=organizer_id or uuid.uuid4(),
+        currency="USD",
+        name="Court 1",
+        description="Clay court",
+        location="Sports park",
+        timezone=timezone_name,
+        opening_time=opening,
+        closing_time=closing,
+        slot_minutes=slot_minutes,
+        price_per_slot=Decimal(price),
+    )
+
+
+def next_slot(
+    *, days: int = 2, hour: int = 10, hours: int = 1, tz: dt.tzinfo = dt.UTC
+) -> tuple[dt.datetime, dt.datetime]:
+    day = (timezone.now() + dt.timedelta(days=days)).astimezone(tz).date()
+    start = dt.datetime.combine(day, dt.time(hour, 0), tzinfo=tz)
+    return start, start + dt.timedelta(hours=hours)
