@@ -1,0 +1,106 @@
+"""Fixtures of the notifications service's tests: real signed tokens verified against a JWKS
+served over real HTTP, a stream of the test's own on the real NATS server, and a real SMTP
+server on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+
+from devstack.paths import free_port
+from notifications_service.testing import (
+    Caller,
+    SmtpRecorder,
+    delete_stream,
+    make_caller,
+    smtp_server,
+    unique_bus_config,
+)
+from servicekit.auth import reset_verifier
+from servicekit.bus import BusConfig, SyncBus
+from servicekit.testing import TestTokenIssuer, serve_jwks
+
+
+@pytest.fixture(scope="session")
+def token_issuer() -> TestTokenIssuer:
+    return TestTokenIssuer(issuer=django_settings.JWT_ISSUER, audience=django_settings.JWT_AUDIENCE)
+
+
+@pytest.fixture(scope="session")
+def jwks_url(token_issuer: TestTokenIssuer) -> Iterator[str]:
+    with serve_jwks(token_issuer) as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def _verify_tokens_against_test_jwks(settings: Any, jwks_url: str) -> Iterator[None]:
+    settings.JWT_JWKS_URL = jwks_url
+    reset_verifier()
+    yield
+    reset_verifier()
+
+
+@pytest.fixture
+def new_caller(token_issuer: TestTokenIssuer) -> Callable[[str], Caller]:
+    def make(role: str = "customer") -> Caller:
+        return make_caller(token_issuer, role)
+
+    return make
+
+
+@pytest.fixture
+def customer(new_caller: Callable[[str], Caller]) -> Caller:
+    return new_caller("customer")
+
+
+@pytest.fixture
+def other_customer(new_caller: Callable[[str], Caller]) -> Caller:
+    return new_caller("customer")
+
+
+@pytest.fixture
+def organizer(new_caller: Callable[[str], Caller]) -> Caller:
+    return new_caller("organizer")
+
+
+@pytest.fixture
+def admin(new_caller: Callable[[str], Caller]) -> Caller:
+    return new_caller("admin")
+
+
+@pytest.fixture
+def service(new_caller: Callable[[str], Caller]) -> Caller:
+    return new_caller("service")
+
+
+@pytest.fixture
+def bus_stream(settings: Any) -> Iterator[BusConfig]:
+    """A fresh stream for this test; in-process code and child processes both use it."""
+    config = unique_bus_config()
+    settings.NATS_STREAM = config.stream
+    settings.NATS_SUBJECT_PREFIX = config.subject_prefix
+    yield config
+    delete_stream(config)
+
+
+@pytest.fixture
+def bus(bus_stream: BusConfig) -> Iterator[SyncBus]:
+    client = SyncBus(bus_stream, name="tests")
+    client.connect()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[SmtpRecorder]:
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.DELIVERY_RETRY_BASE_SECONDS = 0.05
+    settings.DELIVERY_RETRY_MAX_SECONDS = 0.5
+    with smtp_server(port) as recorder:
+        yield recorder

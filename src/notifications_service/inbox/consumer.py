@@ -1,0 +1,241 @@
+"""Durable JetStream pull consumers that hand each event to a handler, exactly once in effect.
+
+For every message:
+
+1. parse the envelope (a message that is not one goes straight to the dead letters);
+2. in one database transaction, claim the event id for this consumer (`ProcessedEvent`,
+   unique) and run the handler; a claim that finds the id already there does nothing;
+3. only after the commit, ack the message.
+
+A crash anywhere before the ack makes JetStream redeliver after `ack_wait`; the claim makes
+the second run a no-op if the first one committed. A handler that keeps failing is retried
+with a growing delay (nak with delay) and, at the `max_deliver`-th delivery, recorded in
+`DeadLetter` with its error and terminated, so it is neither lost nor retried forever.
+Database outages are not the message's fault: they never dead-letter a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
+from nats.aio.msg import Msg
+from nats.js import api
+
+from notifications_service.inbox.envelope import Envelope, PoisonMessageError, parse_envelope
+from notifications_service.inbox.services import dead_letter_record, processed_event_claim
+from servicekit.bus import BusUnavailableError, SyncBus, SyncPullSubscription, backoff_delay
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope], None]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One purpose: a durable consumer, the event types it reads, and its handler."""
+
+    name: str
+    durable: str
+    types: tuple[str, ...]  # subject patterns below the prefix: "user.>", "booking.>"
+    handler: Handler
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    batch: int = 50
+    fetch_timeout: float = 1.0
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    retry_initial: float = 1.0
+    retry_max: float = 60.0
+
+
+def handle_envelope(spec: ConsumerSpec, envelope: Envelope) -> bool:
+    """Run the handler once per (consumer, event). False if it had already run."""
+    with transaction.atomic():
+        if not processed_event_claim(
+            consumer=spec.name, event_id=envelope.id, event_type=envelope.type
+        ):
+            return False
+        spec.handler(envelope)
+    return True
+
+
+class ConsumerWorker:
+    def __init__(self, bus: SyncBus, spec: ConsumerSpec, options: ConsumerOptions) -> None:
+        self.bus = bus
+        self.spec = spec
+        self.options = options
+        self.handled = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+        self._subscription: SyncPullSubscription | None = None
+
+    def consumer_config(self) -> api.ConsumerConfig:
+        subjects = [self.bus.config.subject_for(pattern) for pattern in self.spec.types]
+        config = api.ConsumerConfig(
+            durable_name=self.spec.durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self.options.ack_wait,
+            # Unlimited on the server: the dead-letter decision is ours, made with the error.
+            max_deliver=-1,
+            max_ack_pending=max(1000, self.options.batch * 4),
+        )
+        if len(subjects) == 1:
+            config.filter_subject = subjects[0]
+        else:
+            config.filter_subjects = subjects
+        return config
+
+    def subscription(self) -> SyncPullSubscription:
+        if self._subscription is None:
+            self._subscription = self.bus.pull_subscribe(
+                durable=self.spec.durable, config=self.consumer_config()
+            )
+        return self._subscription
+
+    def process(self, subscription: SyncPullSubscription, msg: Msg) -> None:
+        deliveries = msg.metadata.num_delivered or 1
+        sequence = msg.metadata.sequence.stream if msg.metadata.sequence else None
+        try:
+            envelope = parse_envelope(msg.data)
+        except PoisonMessageError as exc:
+            self._dead_letter(subscription, msg, str(exc), deliveries, sequence)
+            return
+        try:
+            handled = handle_envelope(self.spec, envelope)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is away: not the message's fault, never a dead letter.
+            logger.warning("%s: database error on %s: %s", self.spec.name, envelope.type, exc)
+            connection.close()
+            subscription.nak(msg, delay=self._retry_delay(deliveries))
+            return
+        except Exception:
+            error = traceback.format_exc()
+            if deliveries >= self.options.max_deliver:
+                self._dead_letter(subscription, msg, error, deliveries, sequence, envelope=envelope)
+            else:
+                delay = self._retry_delay(deliveries)
+                logger.warning(
+                    "%s: handler failed on %s %s (delivery %d), retry in %.1fs:\n%s",
+                    self.spec.name,
+                    envelope.type,
+                    envelope.id,
+                    deliveries,
+                    delay,
+                    error,
+                )
+                subscription.nak(msg, delay=delay)
+            return
+        subscription.ack(msg)
+        if handled:
+            self.handled += 1
+        else:
+            self.duplicates += 1
+
+    def _retry_delay(self, deliveries: int) -> float:
+        return backoff_delay(
+            deliveries, initial=self.options.retry_initial, maximum=self.options.retry_max
+        )
+
+    def _dead_letter(
+        self,
+        subscription: SyncPullSubscription,
+        msg: Msg,
+        error: str,
+        deliveries: int,
+        sequence: int | None,
+        *,
+        envelope: Envelope | None = None,
+    ) -> None:
+        dead_letter_record(
+            consumer=self.spec.name,
+            subject=msg.subject,
+            payload=msg.data,
+            error=error,
+            deliveries=deliveries,
+            stream_sequence=sequence,
+            event_id=str(envelope.id) if envelope else "",
+            event_type=envelope.type if envelope else "",
+        )
+        self.dead_lettered += 1
+        logger.error(
+            "%s: message %s (stream seq %s) dead-lettered after %d deliveries",
+            self.spec.name,
+            msg.subject,
+            sequence,
+            deliveries,
+        )
+        subscription.term(msg)
+
+    def run_once(self) -> int:
+        """Fetch and process one batch; the number of messages seen."""
+        subscription = self.subscription()
+        messages = subscription.fetch(self.options.batch, self.options.fetch_timeout)
+        for msg in messages:
+            self.process(subscription, msg)
+        return len(messages)
+
+    def run(self, stop: threading.Event) -> None:
+        failures = 0
+        logger.info(
+            "consumer %s started (durable %s, %s)",
+            self.spec.name,
+            self.spec.durable,
+            ", ".join(self.spec.types),
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    close_old_connections()
+                    self.run_once()
+                    failures = 0
+                except (BusUnavailableError, TimeoutError, OperationalError, InterfaceError) as exc:
+                    failures += 1
+                    delay = backoff_delay(failures, initial=0.2, maximum=5.0)
+                    logger.warning("consumer %s: %s; retry in %.1fs", self.spec.name, exc, delay)
+                    connection.close()
+                    stop.wait(delay)
+                except Exception:
+                    failures += 1
+                    delay = backoff_delay(failures, initial=0.2, maximum=5.0)
+                    logger.exception("consumer %s: unexpected error", self.spec.name)
+                    self._subscription = None
+                    stop.wait(delay)
+        finally:
+            connection.close()
+            logger.info(
+                "consumer %s stopped: %d handled, %d duplicates, %d dead letters",
+                self.spec.name,
+                self.handled,
+                self.duplicates,
+                self.dead_lettered,
+            )
+
+
+def run_consumers(
+    bus: SyncBus, specs: Sequence[ConsumerSpec], options: ConsumerOptions, stop: threading.Event
+) -> list[ConsumerWorker]:
+    """One thread per consumer (each with its own database connection) until `stop` is set."""
+    workers = [ConsumerWorker(bus, spec, options) for spec in specs]
+    threads = [
+        threading.Thread(target=worker.run, args=(stop,), name=f"consumer-{worker.spec.name}")
+        for worker in workers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return workers

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection, transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from notifications_service.contacts.selectors import contact_get
+from notifications_service.notifications.models import EmailDelivery, Notification
+from servicekit.bus import backoff_delay
+from servicekit.problems import Problem
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_NOTIFY_CHANNEL = "deliveries"
+
+
+def notification_create(
+    *,
+    user_id: str,
+    kind: str,
+    title: str,
+    body: str,
+    data: dict[str, Any] | None = None,
+    source_event_id: uuid.UUID | None = None,
+    send_email: bool = True,
+    email_to: str = "",
+) -> Notification:
+    """Store a notification and, in the same transaction, its pending email delivery."""
+    with transaction.atomic():
+        notification = Notification.objects.create(
+            user_id=user_id,
+            kind=kind,
+            title=title,
+            body=body,
+            data=data or {},
+            source_event_id=source_event_id,
+        )
+        if send_email:
+            EmailDelivery.objects.create(
+                notification=notification, to_email=email_to, next_attempt_at=timezone.now()
+            )
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, '')", [DELIVERY_NOTIFY_CHANNEL])
+    return notification
+
+
+def notification_mark_read(*, notification: Notification) -> Notification:
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+def notification_mark_all_read(*, user_id: str) -> int:
+    return Notification.objects.filter(user_id=user_id, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+# Email dispatch -------------------------------------------------------------------------
+
+
+@dataclass
+class DispatchResult:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.retried + self.failed
+
+
+class RecipientUnknownError(Exception):
+    """No address yet: the contact replica has not seen the user (events may come late)."""
+
+
+def deliveries_claim_due(model: Any, *, batch_size: int, now: datetime) -> list[int]:
+    """Lease up to `batch_size` due rows to this dispatcher; other dispatchers skip them.
+
+    The lease is `next_attempt_at` moved forward: a dispatcher that dies mid-send leaves
+    the row to be picked up again when the lease runs out.
+    """
+    lease = timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    with transaction.atomic():
+        ids = list(
+            model.objects.select_for_update(skip_locked=True)
+            .filter(status="pending", next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if ids:
+            model.objects.filter(id__in=ids).update(
+                next_attempt_at=now + lease, attempts=F("attempts") + 1
+            )
+    return ids
+
+
+def retry_at(*, attempts: int, now: datetime) -> datetime:
+    delay = backoff_delay(
+        attempts,
+        initial=float(settings.DELIVERY_RETRY_BASE_SECONDS),
+        maximum=float(settings.DELIVERY_RETRY_MAX_SECONDS),
+    )
+    return now + timedelta(seconds=delay)
+
+
+def email_message_build(*, delivery: EmailDelivery, to_email: str) -> EmailMultiAlternatives:
+    notification = delivery.notification
+    context = {"notification": notification, "title": notification.title, "body": notification.body}
+    text = render_to_string("notifications/email/notification.txt", context)
+    html = render_to_string("notifications/email/notification.html", context)
+    message = EmailMultiAlternatives(
+        subject=notification.title,
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to_email],
+        headers={
+            "Message-ID": delivery.message_id,
+            "X-Turnstile-Notification": str(notification.pk),
+            "X-Turnstile-Kind": notification.kind,
+        },
+    )
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def _recipient(delivery: EmailDelivery) -> str:
+    if delivery.to_email:
+        return delivery.to_email
+    contact = contact_get(user_id=delivery.notification.user_id)
+    if contact is None or not contact.email:
+        raise RecipientUnknownError(f"no contact for user {delivery.notification.user_id} yet")
+    return contact.email
+
+
+def email_deliveries_dispatch(*, batch_size: int = 50) -> DispatchResult:
+    """Send the due emails once each; failures are rescheduled with backoff, not dropped."""
+    result = DispatchResult()
+    now = timezone.now()
+    ids = deliveries_claim_due(EmailDelivery, batch_size=batch_size, now=now)
+    if not ids:
+        return result
+    smtp = get_connection(fail_silently=False)
+    try:
+        for delivery in EmailDelivery.objects.select_related("notification").filter(id__in=ids):
+            try:
+                to_email = _recipient(delivery)
+                email_message_build(delivery=delivery, to_email=to_email).send()
+            except (smtplib.SMTPException, OSError, RecipientUnknownError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                result.errors.append(error)
+                _email_failed(delivery=delivery, error=error, result=result)
+                continue
+            delivery.status = EmailDelivery.Status.SENT
+            delivery.sent_at = timezone.now()
+            delivery.to_email = to_email
+            delivery.last_error = ""
+            delivery.save(update_fields=["status", "sent_at", "to_email", "last_error"])
+            result.sent += 1
+    finally:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            smtp.close()
+    return result
+
+
+def _email_failed(*, delivery: EmailDelivery, error: str, result: DispatchResult) -> None:
+    now = timezone.now()
+    if delivery.attempts >= settings.EMAIL_MAX_ATTEMPTS:
+        delivery.status = EmailDelivery.Status.FAILED
+        result.failed += 1
+        logger.error(
+            "email for notification %s failed for good: %s", delivery.notification_id, error
+        )
+    else:
+        delivery.next_attempt_at = retry_at(attempts=delivery.attempts, now=now)
+        result.retried += 1
+        logger.warning(
+            "email for notification %s failed (attempt %d), retry at %s: %s",
+            delivery.notification_id,
+            delivery.attempts,
+            delivery.next_attempt_at.isoformat(),
+            error,
+        )
+    delivery.last_error = error[:2000]
+    delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
+
+
+def email_delivery_retry_now(*, delivery: EmailDelivery) -> EmailDelivery:
+    """Put a failed email back in the queue (an operator's action)."""
+    if delivery.status == EmailDelivery.Status.SENT:
+        raise Problem("This email was already sent.", code="already-sent", status_code=409)
+    delivery.status = EmailDelivery.Status.PENDING
+    delivery.next_attempt_at = timezone.now()
+    delivery.save(update_fields=["status", "next_attempt_at"])
+    return delivery

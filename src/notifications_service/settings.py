@@ -1,0 +1,62 @@
+"""Settings of the notifications service. Everything comes from the environment (see README)."""
+
+from servicekit.base_settings import *  # noqa: F403
+from servicekit.conf import database_from_env, env_bool, env_int, env_str
+
+SERVICE_NAME = "notifications"
+
+INSTALLED_APPS = [
+    *SHARED_APPS,  # noqa: F405
+    "notifications_service.contacts",
+    "notifications_service.inbox",
+    "notifications_service.notifications",
+    "notifications_service.webhooks",
+]
+
+ROOT_URLCONF = "notifications_service.urls"
+WSGI_APPLICATION = "notifications_service.wsgi.application"
+DATABASES = {"default": database_from_env()}
+
+# Consumers: one durable JetStream pull consumer per purpose (see inbox.consumers).
+NOTIFICATIONS_CONSUMER_ACK_WAIT_SECONDS = env_int("NOTIFICATIONS_CONSUMER_ACK_WAIT_SECONDS", 30)
+# A message whose handler fails this many deliveries goes to the dead-letter table.
+NOTIFICATIONS_CONSUMER_MAX_DELIVER = env_int("NOTIFICATIONS_CONSUMER_MAX_DELIVER", 5)
+NOTIFICATIONS_CONSUMER_BATCH = env_int("NOTIFICATIONS_CONSUMER_BATCH", 50)
+
+# Email: Django's SMTP backend. The development stack runs a local SMTP sink that keeps
+# every message as an .eml file under MAIL_DIR.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = env_int("EMAIL_PORT", 1025)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Turnstile <no-reply@turnstile.local>")
+MAIL_DIR = env_str("MAIL_DIR", "")
+
+# Deliveries (email and webhooks): capped exponential backoff between attempts.
+DELIVERY_RETRY_BASE_SECONDS = float(env_str("DELIVERY_RETRY_BASE_SECONDS", "2"))
+DELIVERY_RETRY_MAX_SECONDS = float(env_str("DELIVERY_RETRY_MAX_SECONDS", "3600"))
+DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 120)
+EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 15)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 15)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+# Webhook URLs that resolve to loopback or private addresses are refused unless allowed
+# (development and tests deliver to 127.0.0.1).
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=DEBUG)  # noqa: F405
+
+SPECTACULAR_SETTINGS = {
+    **SPECTACULAR_SETTINGS,  # noqa: F405
+    "TITLE": "Turnstile notifications service",
+    "DESCRIPTION": (
+        "Notifications built from the domain events on the bus, email delivery, and signed "
+        "webhooks for organizers."
+    ),
+}
+
+HEALTH_CHECKS = [
+    "notifications_service.inbox.health.check_consumers",
+    "notifications_service.notifications.health.check_email_deliveries",
+]

@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from notifications_service.notifications.services import (
+    DispatchResult,
+    deliveries_claim_due,
+    retry_at,
+)
+from notifications_service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from notifications_service.webhooks.signing import SIGNATURE_HEADER, signature_header
+from servicekit.problems import Problem
+
+logger = logging.getLogger(__name__)
+
+# Events an organizer's webhook can receive: the ones about their events and bookings.
+WEBHOOK_EVENT_TYPES = (
+    "event.created",
+    "event.updated",
+    "event.canceled",
+    "booking.created",
+    "booking.confirmed",
+    "booking.canceled",
+    "booking.expired",
+    "payment.succeeded",
+    "payment.failed",
+    "payment.refunded",
+)
+
+
+def webhook_secret_generate() -> str:
+    return f"whsec_{secrets.token_urlsafe(32)}"
+
+
+def webhook_url_validate(*, url: str) -> None:
+    """http(s) only; loopback and private addresses only where explicitly allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise Problem(
+            "The URL must be an absolute http or https URL.", code="invalid-url", status_code=400
+        )
+    if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise Problem(
+            f"The host {parts.hostname} cannot be resolved.", code="invalid-url", status_code=400
+        ) from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise Problem(
+                "Webhook URLs must point at a public address.",
+                code="invalid-url",
+                status_code=400,
+            )
+
+
+def webhook_endpoint_create(
+    *, organizer_id: str, url: str, event_types: list[str], description: str = ""
+) -> WebhookEndpoint:
+    webhook_url_validate(url=url)
+    return WebhookEndpoint.objects.create(
+        organizer_id=organizer_id,
+        url=url,
+        secret=webhook_secret_generate(),
+        event_types=sorted(set(event_types)),
+        description=description,
+    )
+
+
+def webhook_endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    description: str | None = None,
+    is_active: bool | None = None,
+) -> WebhookEndpoint:
+    fields: list[str] = []
+    if url is not None:
+        webhook_url_validate(url=url)
+        endpoint.url = url
+        fields.append("url")
+    if event_types is not None:
+        endpoint.event_types = sorted(set(event_types))
+        fields.append("event_types")
+    if description is not None:
+        endpoint.description = description
+        fields.append("description")
+    if is_active is not None:
+        endpoint.is_active = is_active
+        fields.append("is_active")
+    if fields:
+        endpoint.save(update_fields=[*fields, "updated_at"])
+    return endpoint
+
+
+def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    endpoint.secret = webhook_secret_generate()
+    endpoint.save(update_fields=["secret", "updated_at"])
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+
+
+def webhook_deliveries_enqueue(
+    *, organizer_id: str, event_id: uuid.UUID, event_type: str, envelope: dict[str, Any]
+) -> int:
+    """One pending delivery per active endpoint of the organizer that wants this type."""
+    now = timezone.now()
+    deliveries = [
+        WebhookDelivery(
+            endpoint=endpoint,
+            event_id=event_id,
+            event_type=event_type,
+            payload=envelope,
+            next_attempt_at=now,
+        )
+        for endpoint in WebhookEndpoint.objects.filter(organizer_id=organizer_id, is_active=True)
+        if endpoint.wants(event_type)
+    ]
+    WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+    return len(deliveries)
+
+
+def webhook_body(delivery: WebhookDelivery) -> bytes:
+    # Keys sorted and no spaces: the bytes signed are the bytes sent, the same every attempt.
+    return json.dumps(
+        delivery.payload, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":")
+    ).encode()
+
+
+def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
+    endpoint = delivery.endpoint
+    body = webhook_body(delivery)
+    request = urllib.request.Request(  # noqa: S310  (scheme checked on registration)
+        endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "Turnstile-Webhooks/1",
+            SIGNATURE_HEADER: signature_header(secret=endpoint.secret, body=body),
+            "Turnstile-Event-Id": str(delivery.event_id),
+            "Turnstile-Event-Type": delivery.event_type,
+            "Turnstile-Delivery-Id": str(delivery.pk),
+        },
+    )
+    try:
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS
+        ) as response:
+            return int(response.status), ""
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def webhook_deliveries_dispatch(*, batch_size: int = 20) -> DispatchResult:
+    """POST the due deliveries; 2xx is success, anything else is retried with backoff."""
+    result = DispatchResult()
+    ids = deliveries_claim_due(WebhookDelivery, batch_size=batch_size, now=timezone.now())
+    for delivery in WebhookDelivery.objects.select_related("endpoint").filter(id__in=ids):
+        started = time.monotonic()
+        status_code, error = _post(delivery)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        _record_attempt(
+            delivery=delivery,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            now=timezone.now(),
+            result=result,
+        )
+    return result
+
+
+def _record_attempt(
+    *,
+    delivery: WebhookDelivery,
+    status_code: int | None,
+    error: str,
+    duration_ms: int,
+    now: datetime,
+    result: DispatchResult,
+) -> None:
+    succeeded = status_code is not None and 200 <= status_code < 300
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery, status_code=status_code, error=error, duration_ms=duration_ms
+        )
+        delivery.last_status_code = status_code
+        delivery.last_error = error[:2000]
+        if succeeded:
+            delivery.status = WebhookDelivery.Status.SUCCEEDED
+            delivery.delivered_at = now
+            result.sent += 1
+        elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            delivery.status = WebhookDelivery.Status.FAILED
+            result.failed += 1
+        else:
+            delivery.next_attempt_at = retry_at(attempts=delivery.attempts, now=now)
+            result.retried += 1
+        delivery.save(
+            update_fields=[
+                "status",
+                "last_status_code",
+                "last_error",
+                "delivered_at",
+                "next_attempt_at",
+            ]
+        )
+    if not succeeded:
+        logger.info(
+            "webhook delivery %s to %s failed (attempt %d): %s",
+            delivery.pk,
+            delivery.endpoint.url,
+            delivery.attempts,
+            error or status_code,
+        )
