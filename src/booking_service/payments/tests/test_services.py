@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import ClassVar
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from booking_service.bookings.models import Booking, BookingStatus
+from booking_service.bookings.services import (
+    Actor,
+    NotFound,
+    booking_cancel,
+    booking_create_tickets,
+    release_expired_holds,
+)
+from booking_service.events.selectors import event_inventory
+from booking_service.payments.models import Payment, PaymentStatus
+from booking_service.payments.providers import (
+    ChargeResult,
+    RefundResult,
+    SandboxPaymentProvider,
+)
+from booking_service.payments.services import (
+    PaymentOutcome,
+    payment_create,
+    payments_refund_orphaned,
+)
+from booking_service.testing import make_event
+from servicekit.outbox.models import OutboxEvent
+from servicekit.problems import Conflict, Unprocessable
+
+pytestmark = pytest.mark.django_db
+
+
+class ExpiringSandbox(SandboxPaymentProvider):
+    """Charges succeed, but only after the hold has run out (a slow gateway)."""
+
+    in_transaction: ClassVar[list[bool]] = []
+
+    def charge(
+        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult:
+        Booking.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+        release_expired_holds()
+        return super().charge(
+            amount=amount, currency=currency, token=token, idempotency_key=idempotency_key
+        )
+
+
+class RecordingSandbox(SandboxPaymentProvider):
+    """Records whether a transaction with row locks was open when the gateway was called."""
+
+    atomic_depths: ClassVar[list[int]] = []
+
+    def charge(
+        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult:
+        self.atomic_depths.append(len(connection.savepoint_ids))
+        return super().charge(
+            amount=amount, currency=currency, token=token, idempotency_key=idempotency_key
+        )
+
+    def refund(
+        self, *, reference: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        self.atomic_depths.append(len(connection.savepoint_ids))
+        return super().refund(
+            reference=reference, amount=amount, currency=currency, idempotency_key=idempotency_key
+        )
+
+
+def hold(tickets: int = 2, total: int = 10) -> tuple[Booking, uuid.UUID]:
+    event = make_event(total_tickets=total, price="15.00")
+    user = uuid.uuid4()
+    return booking_create_tickets(user_id=user, event_id=event.pk, tickets_booked=tickets), user
+
+
+def test_successful_payment_confirms_the_booking_and_publishes() -> None:
+    booking, user = hold()
+    result = payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    assert result.outcome == PaymentOutcome.CONFIRMED
+    assert result.payment.status == PaymentStatus.SUCCESS
+    assert result.payment.amount == Decimal("30.00")
+    assert result.payment.provider_reference.startswith("sbx_ch_")
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.CONFIRMED
+    succeeded = OutboxEvent.objects.get(type="payment.succeeded")
+    assert succeeded.data["booking_id"] == booking.pk
+    assert succeeded.data["amount"] == "30.00"
+    assert succeeded.data["event_name"] == "Concert"
+    assert OutboxEvent.objects.get(type="booking.confirmed").data["status"] == "confirmed"
+    inventory = event_inventory(event_id=booking.event_id or 0)
+    assert inventory is not None
+    assert inventory.sold == 2
+    with pytest.raises(Conflict):
+        payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+
+
+@pytest.mark.parametrize(
+    ("token", "reason", "retryable"),
+    [
+        ("tok_chargeDeclined", "card_declined", False),
+        ("tok_chargeDeclinedInsufficientFunds", "insufficient_funds", False),
+        ("tok_processingError", "processing_error", True),
+        ("tok_unknown", "invalid_token", False),
+    ],
+)
+def test_failed_payment_leaves_the_booking_pending(
+    token: str, reason: str, retryable: bool
+) -> None:
+    booking, user = hold()
+    result = payment_create(booking_id=booking.pk, user_id=user, payment_token=token)
+    assert result.outcome == PaymentOutcome.FAILED
+    assert (result.payment.status, result.payment.failure_reason) == ("failed", reason)
+    assert result.payment.retryable is retryable
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.PENDING
+    assert OutboxEvent.objects.get(type="payment.failed").data["reason"] == reason
+    # A later attempt may still succeed.
+    retry = payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    assert retry.outcome == PaymentOutcome.CONFIRMED
+
+
+def test_only_the_owner_may_pay_and_the_server_computes_the_amount() -> None:
+    booking, user = hold()
+    with pytest.raises(NotFound):
+        payment_create(booking_id=booking.pk, user_id=uuid.uuid4(), payment_token="tok_visa")
+    with pytest.raises(Unprocessable):
+        payment_create(
+            booking_id=booking.pk, user_id=user, payment_token="tok_visa", amount=Decimal("1.00")
+        )
+    assert not Payment.objects.exists()
+    result = payment_create(
+        booking_id=booking.pk, user_id=user, payment_token="tok_visa", amount=Decimal("30.00")
+    )
+    assert result.outcome == PaymentOutcome.CONFIRMED
+
+
+def test_an_expired_hold_cannot_be_paid() -> None:
+    booking, user = hold()
+    Booking.objects.filter(pk=booking.pk).update(expires_at=timezone.now())
+    with pytest.raises(Conflict) as excinfo:
+        payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    assert excinfo.value.problem_code == "hold-expired"
+    assert not Payment.objects.exists()
+
+
+def test_success_after_the_hold_expired_is_refunded_never_confirmed(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PAYMENT_PROVIDER = f"{__name__}.ExpiringSandbox"
+    booking, user = hold(tickets=2, total=2)
+    result = payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    assert result.outcome == PaymentOutcome.REFUNDED
+    assert result.payment.status == PaymentStatus.REFUNDED
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.CANCELED
+    assert OutboxEvent.objects.get(type="payment.refunded").data["reason"] == "hold_expired"
+    assert not OutboxEvent.objects.filter(type="booking.confirmed").exists()
+    inventory = event_inventory(event_id=booking.event_id or 0)
+    assert inventory is not None
+    assert (inventory.available, inventory.sold) == (2, 0)
+
+
+def test_cancel_after_pay_refunds(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PAYMENT_PROVIDER = f"{__name__}.RecordingSandbox"
+    RecordingSandbox.atomic_depths.clear()
+    booking, user = hold()
+    payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    booking_cancel(booking_id=booking.pk, actor=Actor(id=user))
+    payment = Payment.objects.get()
+    assert payment.status == PaymentStatus.REFUNDED
+    assert payment.refunded_at is not None
+    message = OutboxEvent.objects.get(type="payment.refunded")
+    assert message.data["reason"] == "booking_canceled"
+    assert message.data["status"] == "refunded"
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.CANCELED
+    # pytest-django's test transaction is the only one open when the gateway is called.
+    assert RecordingSandbox.atomic_depths == [0, 0]
+
+
+def test_sweeper_refunds_payments_of_canceled_bookings() -> None:
+    booking, user = hold()
+    payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    # A crash between a cancelation and its refund.
+    Booking.objects.filter(pk=booking.pk).update(status=BookingStatus.CANCELED)
+    assert payments_refund_orphaned() == 1
+    assert Payment.objects.get().status == PaymentStatus.REFUNDED
+    assert payments_refund_orphaned() == 0
