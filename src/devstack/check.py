@@ -49,6 +49,15 @@ def run_checks() -> int:
                     env,
                 )
             )
+            spectacular = ["spectacular", "--fail-on-warn", "--file", os.devnull]
+            results.append(
+                _run(
+                    f"OpenAPI schema without warnings ({service.name})",
+                    [python, "-m", service.package, *spectacular],
+                    env,
+                )
+            )
+            )
     finally:
         postgres.stop()
     return 0 if all(results) else 1

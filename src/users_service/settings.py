@@ -55,6 +55,10 @@ SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405
     "TITLE": "Turnstile users service",
     "DESCRIPTION": "Registration, login, JWT issuing (EdDSA, JWKS), profiles and roles.",
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "users_service.accounts.models.Role",
+        "SelfServiceRoleEnum": [("customer", "Customer"), ("organizer", "Organizer")],
+    },
 }
 
 # `email` is unique through a case-insensitive functional constraint (accounts.User.Meta),

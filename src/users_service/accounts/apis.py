@@ -41,7 +41,7 @@ class RegisterApi(APIView):
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=256, write_only=True, trim_whitespace=False)
         role = serializers.ChoiceField(
-            choices=[r.value for r in SELF_SERVICE_ROLES], default=Role.CUSTOMER
+            choices=[(r.value, r.label) for r in SELF_SERVICE_ROLES], default=Role.CUSTOMER
         )
 
     @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer})
