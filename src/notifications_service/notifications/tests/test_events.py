@@ -121,5 +121,7 @@ def test_a_handler_error_rolls_back_the_claim() -> None:
     document = envelope("booking.confirmed", {"booking_id": 1})  # no user_id
     with pytest.raises(KeyError):
         _deliver(document)
-    fixed = envelope("booking.confirmed", booking(str(uuid.uuid4())), event_id=uuid.UUID(document["id"]))
+    fixed = envelope(
+        "booking.confirmed", booking(str(uuid.uuid4())), event_id=uuid.UUID(document["id"])
+    )
     assert _deliver(fixed) is True

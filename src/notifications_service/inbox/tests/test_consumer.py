@@ -1,0 +1,125 @@
+"""The consumer against the real NATS server: ack after commit, duplicates, dead letters."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from notifications_service.contacts.models import Contact
+from notifications_service.inbox.consumer import ConsumerOptions, ConsumerSpec, ConsumerWorker
+from notifications_service.inbox.envelope import Envelope
+from notifications_service.inbox.models import DeadLetter, ProcessedEvent
+from notifications_service.inbox.registry import consumer_specs
+from notifications_service.notifications.models import Notification
+from notifications_service.testing import envelope, publish, wait_until
+from servicekit.bus import SyncBus
+
+pytestmark = pytest.mark.django_db
+
+FAST = ConsumerOptions(batch=20, fetch_timeout=0.3, ack_wait=2, max_deliver=3, retry_initial=0.05)
+
+
+def _spec(name: str) -> ConsumerSpec:
+    return next(spec for spec in consumer_specs() if spec.name == name)
+
+
+def _drain(worker: ConsumerWorker, *, rounds: int = 20) -> None:
+    for _ in range(rounds):
+        worker.run_once()
+
+
+def _confirmed(user_id: str) -> dict[str, Any]:
+    return envelope(
+        "booking.confirmed",
+        {"booking_id": 1, "user_id": user_id, "event_name": "Gig", "tickets_booked": 1},
+    )
+
+
+def test_events_become_notifications_and_contacts(bus: SyncBus) -> None:
+    user_id = str(uuid.uuid4())
+    publish(
+        bus,
+        envelope(
+            "user.registered",
+            {"user_id": user_id, "name": "Ada", "email": "ada@example.com", "role": "customer"},
+        ),
+    )
+    publish(bus, _confirmed(user_id))
+    contacts = ConsumerWorker(bus, _spec("contacts"), FAST)
+    notifications = ConsumerWorker(bus, _spec("notifications"), FAST)
+    contacts.run_once()
+    notifications.run_once()
+    assert Contact.objects.get(user_id=user_id).email == "ada@example.com"
+    assert sorted(Notification.objects.filter(user_id=user_id).values_list("kind", flat=True)) == [
+        "booking.confirmed",
+        "user.registered",
+    ]
+    info = notifications.subscription().info()
+    assert info.num_ack_pending == 0
+    assert info.num_pending == 0
+
+
+def test_the_same_event_published_twice_makes_one_notification(bus: SyncBus) -> None:
+    user_id = str(uuid.uuid4())
+    document = _confirmed(user_id)
+    publish(bus, document)
+    # A second copy that got past the broker's de-duplication (another message id).
+    publish(bus, document, msg_id=str(uuid.uuid4()))
+    worker = ConsumerWorker(bus, _spec("notifications"), FAST)
+    worker.run_once()
+    assert worker.handled == 1
+    assert worker.duplicates == 1
+    assert Notification.objects.filter(user_id=user_id).count() == 1
+
+
+def test_a_user_update_never_goes_back_in_time(bus: SyncBus) -> None:
+    user_id = str(uuid.uuid4())
+    newer = envelope(
+        "user.updated", {"user_id": user_id, "name": "New", "email": "new@example.com"}
+    )
+    older = envelope(
+        "user.updated", {"user_id": user_id, "name": "Old", "email": "old@example.com"}
+    )
+    older["occurred_at"] = "2000-01-01T00:00:00+00:00"
+    publish(bus, newer)
+    publish(bus, older)
+    ConsumerWorker(bus, _spec("contacts"), FAST).run_once()
+    assert Contact.objects.get(user_id=user_id).email == "new@example.com"
+
+
+def test_not_an_envelope_is_dead_lettered_at_once(bus: SyncBus) -> None:
+    bus.publish(event_type="booking.confirmed", payload=b"{not json", msg_id="garbage-1")
+    worker = ConsumerWorker(bus, _spec("notifications"), FAST)
+    worker.run_once()
+    letter = DeadLetter.objects.get()
+    assert letter.consumer == "notifications"
+    assert letter.payload == "{not json"
+    assert "not JSON" in letter.error
+    assert worker.subscription().fetch(1, 0.5) == []
+
+
+def test_a_failing_handler_is_retried_then_dead_lettered_with_its_error(bus: SyncBus) -> None:
+    calls: list[str] = []
+
+    def explode(event: Envelope) -> None:
+        calls.append(event.type)
+        raise RuntimeError("template exploded")
+
+    spec = ConsumerSpec(name="explosive", durable="tests-explosive", types=(">",), handler=explode)
+    good = _confirmed(str(uuid.uuid4()))
+    publish(bus, good)
+    worker = ConsumerWorker(bus, spec, FAST)
+    assert wait_until(lambda: bool(worker.run_once() or True) and worker.dead_lettered == 1, 10)
+    assert calls == ["booking.confirmed"] * FAST.max_deliver
+    letter = DeadLetter.objects.get(consumer="explosive")
+    assert letter.event_id == good["id"]
+    assert letter.deliveries == FAST.max_deliver
+    assert "template exploded" in letter.error
+    assert json.loads(letter.payload)["id"] == good["id"]
+    # Nothing of the failed attempts stayed behind.
+    assert not ProcessedEvent.objects.filter(consumer="explosive").exists()
+    # The message is finished: not redelivered.
+    assert worker.subscription().fetch(1, 0.5) == []
