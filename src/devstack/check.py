@@ -57,7 +57,6 @@ def run_checks() -> int:
                     env,
                 )
             )
-            )
     finally:
         postgres.stop()
     return 0 if all(results) else 1
