@@ -90,3 +90,13 @@ class ReadyApi(APIView):
             "checks": {check.name: asdict(check) for check in checks},
         }
         return Response(body, status=200 if ready else 503)
+
+
+class WhoAmIApi(APIView):
+    """The caller as this service sees their token: handy for clients debugging a token, and
+    the cheapest authenticated request a service answers (the benchmark's no-op)."""
+
+    @extend_schema(operation_id="whoami", responses={200: dict})
+    def get(self, request: Request) -> Response:
+        user = request.user
+        return Response({"id": getattr(user, "id", None), "role": getattr(user, "role", None)})

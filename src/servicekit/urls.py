@@ -8,7 +8,7 @@ from typing import Any
 from django.urls import URLPattern, URLResolver, include, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from servicekit.health import LiveApi, ReadyApi
+from servicekit.health import LiveApi, ReadyApi, WhoAmIApi
 
 _CONVERTERS = {"int": r"[0-9]+", "uuid": r"[0-9a-fA-F-]{36}", "str": r"[^/]+"}
 
@@ -30,6 +30,7 @@ def common_urlpatterns() -> list[URLPattern | URLResolver]:
     return [
         route("health/live", LiveApi.as_view(), name="health-live"),
         route("health/ready", ReadyApi.as_view(), name="health-ready"),
+        route("api/whoami", WhoAmIApi.as_view(), name="whoami"),
         route("api/schema", SpectacularAPIView.as_view(), name="schema"),
         route("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     ]

@@ -24,3 +24,16 @@ def test_unknown_path_is_problem_json() -> None:
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["status"] == 404
+
+
+@pytest.mark.django_db
+def test_whoami_needs_a_token_and_echoes_the_principal() -> None:
+    from servicekit.testing import TestTokenIssuer
+
+    client = APIClient()
+    response = client.get("/api/whoami")
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    forged = TestTokenIssuer(issuer="turnstile-users", audience="turnstile").token("u1")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
+    assert client.get("/api/whoami/").status_code == 401  # key not published by this service

@@ -141,6 +141,12 @@ class TestMe:
             assert response.status_code == 200
             assert response.json()["id"] == str(customer.id)
 
+    def test_whoami_echoes_the_token(self, customer: User, customer_client: APIClient) -> None:
+        assert customer_client.get("/api/whoami").json() == {
+            "id": str(customer.id),
+            "role": "customer",
+        }
+
     def test_needs_a_token(self, api: APIClient) -> None:
         response = api.get("/api/users/me")
         assert_problem(response, 401)
