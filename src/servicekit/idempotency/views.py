@@ -81,6 +81,9 @@ class IdempotentMixin:
                     record=record,
                     status=response.status_code,
                     body=response.data,
-                    content_type=response.get("Content-Type", "application/json"),
+                    # The header is set at rendering, later: take what rendering will use.
+                    content_type=response.content_type
+                    or getattr(response, "accepted_media_type", None)
+                    or "application/json",
                 )
         return response

@@ -1,0 +1,152 @@
+"""`Idempotency-Key` on booking and payment POSTs (servicekit.idempotency)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from booking_service.bookings.models import Booking
+from booking_service.payments.models import Payment
+from booking_service.testing import Caller, make_event
+from servicekit.idempotency.models import IdempotencyKey
+from servicekit.idempotency.services import request_fingerprint
+
+
+def post(caller: Caller, path: str, body: dict[str, object], key: str | None):  # type: ignore[no-untyped-def]
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+    return caller.client().post(path, body, format="json", **headers)
+
+
+@pytest.mark.django_db
+def test_same_key_and_body_replays_the_first_response(customer: Caller) -> None:
+    event = make_event(total_tickets=10)
+    body = {"event": event.pk, "tickets_booked": 2}
+    first = post(customer, "/api/bookings/", body, "key-1")
+    second = post(
+        customer, "/api/bookings/create/", {"tickets_booked": 2, "event": event.pk}, "key-1"
+    )
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second["Idempotent-Replayed"] == "true"
+    assert Booking.objects.count() == 1
+    event.refresh_from_db()
+    assert event.available_tickets == 8
+
+
+@pytest.mark.django_db
+def test_same_key_other_body_is_422(customer: Caller) -> None:
+    event = make_event(total_tickets=10)
+    assert (
+        post(customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 2}, "k").status_code
+        == 201
+    )
+    response = post(customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 3}, "k")
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:problem:idempotency-key-reused"
+    assert Booking.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_keys_are_scoped_per_user_and_endpoint(customer: Caller, other_customer: Caller) -> None:
+    event = make_event(total_tickets=10)
+    body = {"event": event.pk, "tickets_booked": 1}
+    assert post(customer, "/api/bookings/", body, "shared").status_code == 201
+    assert post(other_customer, "/api/bookings/", body, "shared").status_code == 201
+    booking_id = Booking.objects.filter(user_id=customer.id).get().pk
+    response = post(
+        customer, "/api/payments/", {"booking": booking_id, "payment_token": "tok_visa"}, "shared"
+    )
+    assert response.status_code == 201
+    assert Booking.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_errors_are_replayed_too_and_keys_expire(customer: Caller) -> None:
+    event = make_event(total_tickets=1)
+    other = make_event(total_tickets=1)
+    post(customer, "/api/bookings/", {"event": other.pk, "tickets_booked": 1}, None)
+    body = {"event": other.pk, "tickets_booked": 1}
+    assert post(customer, "/api/bookings/", body, "sold").status_code == 409
+    replay = post(customer, "/api/bookings/", body, "sold")
+    assert replay.status_code == 409
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay["Content-Type"] == "application/problem+json"
+    # After 24 hours the key is forgotten and may be used again.
+    IdempotencyKey.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    response = post(customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, "sold")
+    assert response.status_code == 201
+
+
+@pytest.mark.django_db
+def test_payment_retry_with_the_same_key_charges_once(customer: Caller) -> None:
+    event = make_event(total_tickets=10)
+    booking_id = post(
+        customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None
+    ).json()["id"]
+    body = {"booking": booking_id, "payment_token": "tok_visa"}
+    first = post(customer, "/api/payments/", body, "pay-1")
+    second = post(customer, "/api/payments/", body, "pay-1")
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    assert Payment.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_gets_409(customer: Caller, settings) -> None:  # type: ignore[no-untyped-def]
+    """The second request arrives while the first is inside the payment provider."""
+    settings.PAYMENT_PROVIDER = "booking_service.bookings.tests.test_idempotency.GatedSandbox"
+    event = make_event(total_tickets=10)
+    booking_id = post(
+        customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None
+    ).json()["id"]
+    body = {"booking": booking_id, "payment_token": "tok_visa"}
+    statuses: list[int] = []
+
+    def first() -> None:
+        try:
+            statuses.append(post(customer, "/api/payments/", body, "dup").status_code)
+        finally:
+            connection.close()
+
+    GatedSandbox.entered.clear()
+    GatedSandbox.release.clear()
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert GatedSandbox.entered.wait(10)
+    duplicate = post(customer, "/api/payments/", body, "dup")
+    GatedSandbox.release.set()
+    thread.join(10)
+    assert duplicate.status_code == 409
+    assert duplicate.json()["type"] == "urn:problem:idempotency-key-in-use"
+    assert statuses == [201]
+    assert Payment.objects.count() == 1
+    replay = post(customer, "/api/payments/", body, "dup")
+    assert replay.status_code == 201
+
+
+def test_fingerprint_ignores_key_order_and_spacing() -> None:
+    assert request_fingerprint(b'{"a": 1, "b": 2}') == request_fingerprint(b'{"b":2,"a":1}')
+    assert request_fingerprint(b'{"a": 1}') != request_fingerprint(b'{"a": 2}')
+    assert request_fingerprint(b"not json") == request_fingerprint(b"not json")
+
+
+class GatedSandbox:
+    """A sandbox whose charge waits until the test lets it finish."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def __new__(cls):  # type: ignore[no-untyped-def]
+        from booking_service.payments.providers import SandboxPaymentProvider
+
+        class _Gated(SandboxPaymentProvider):
+            def charge(self, **kwargs):  # type: ignore[no-untyped-def,override]
+                cls.entered.set()
+                cls.release.wait(10)
+                return super().charge(**kwargs)
+
+        return _Gated()
