@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -11,14 +14,15 @@ from django.utils import timezone
 
 from booking_service.bookings.models import Booking
 from booking_service.payments.models import Payment
+from booking_service.payments.providers import ChargeResult, SandboxPaymentProvider
 from booking_service.testing import Caller, make_event
 from servicekit.idempotency.models import IdempotencyKey
 from servicekit.idempotency.services import request_fingerprint
 
 
-def post(caller: Caller, path: str, body: dict[str, object], key: str | None):  # type: ignore[no-untyped-def]
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
-    return caller.client().post(path, body, format="json", **headers)
+def post(caller: Caller, path: str, body: Mapping[str, Any], key: str | None) -> Any:
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return caller.client().post(path, body, format="json", headers=headers)
 
 
 @pytest.mark.django_db
@@ -96,7 +100,7 @@ def test_payment_retry_with_the_same_key_charges_once(customer: Caller) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_duplicate_gets_409(customer: Caller, settings) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_duplicate_gets_409(customer: Caller, settings: Any) -> None:
     """The second request arrives while the first is inside the payment provider."""
     settings.PAYMENT_PROVIDER = "booking_service.bookings.tests.test_idempotency.GatedSandbox"
     event = make_event(total_tickets=10)
@@ -134,19 +138,17 @@ def test_fingerprint_ignores_key_order_and_spacing() -> None:
     assert request_fingerprint(b"not json") == request_fingerprint(b"not json")
 
 
-class GatedSandbox:
+class GatedSandbox(SandboxPaymentProvider):
     """A sandbox whose charge waits until the test lets it finish."""
 
     entered = threading.Event()
     release = threading.Event()
 
-    def __new__(cls):  # type: ignore[no-untyped-def]
-        from booking_service.payments.providers import SandboxPaymentProvider
-
-        class _Gated(SandboxPaymentProvider):
-            def charge(self, **kwargs):  # type: ignore[no-untyped-def,override]
-                cls.entered.set()
-                cls.release.wait(10)
-                return super().charge(**kwargs)
-
-        return _Gated()
+    def charge(
+        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult:
+        self.entered.set()
+        self.release.wait(10)
+        return super().charge(
+            amount=amount, currency=currency, token=token, idempotency_key=idempotency_key
+        )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -39,7 +40,7 @@ def expire(booking: Booking) -> None:
     )
 
 
-def test_hold_takes_tickets_and_publishes_booking_created(settings) -> None:  # type: ignore[no-untyped-def]
+def test_hold_takes_tickets_and_publishes_booking_created(settings: Any) -> None:
     settings.BOOKING_HOLD_SECONDS = 120
     event = make_event(total_tickets=10, price="12.50")
     user_id = uuid.uuid4()

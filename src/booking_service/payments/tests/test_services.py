@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from django.db import connection
@@ -149,7 +149,7 @@ def test_an_expired_hold_cannot_be_paid() -> None:
     assert not Payment.objects.exists()
 
 
-def test_success_after_the_hold_expired_is_refunded_never_confirmed(settings) -> None:  # type: ignore[no-untyped-def]
+def test_success_after_the_hold_expired_is_refunded_never_confirmed(settings: Any) -> None:
     settings.PAYMENT_PROVIDER = f"{__name__}.ExpiringSandbox"
     booking, user = hold(tickets=2, total=2)
     result = payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
@@ -164,7 +164,7 @@ def test_success_after_the_hold_expired_is_refunded_never_confirmed(settings) ->
     assert (inventory.available, inventory.sold) == (2, 0)
 
 
-def test_cancel_after_pay_refunds(settings) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_after_pay_refunds(settings: Any) -> None:
     settings.PAYMENT_PROVIDER = f"{__name__}.RecordingSandbox"
     RecordingSandbox.atomic_depths.clear()
     booking, user = hold()
