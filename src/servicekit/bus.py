@@ -17,6 +17,7 @@ stream of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -238,15 +239,29 @@ class SyncBus:
         return self.run(wrapper(), timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        if self._client is not None:
-            try:
-                self.run(self._client.close(), timeout)
-            except Exception as exc:
-                logger.debug("bus close: %s", exc)
-            self._client = None
-            self._js = None
+        """Close the connection, finish the client's tasks, and stop the bus thread."""
+        if self._loop.is_closed():
+            return
+        try:
+            self.run(self._shutdown(), timeout)
+        except Exception as exc:
+            logger.debug("bus close: %s", exc)
+        self._client = None
+        self._js = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 class SyncPullSubscription:

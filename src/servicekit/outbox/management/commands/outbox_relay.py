@@ -24,6 +24,9 @@ class Command(BaseCommand):
             help="seconds between polls when no NOTIFY arrives",
         )
         parser.add_argument("--backoff-max", type=float, default=10.0)
+        parser.add_argument(
+            "--publish-timeout", type=float, default=5.0, help="seconds to wait for a PubAck"
+        )
         parser.add_argument("--lag-log-interval", type=float, default=30.0)
         parser.add_argument(
             "--once", action="store_true", help="publish what is pending, then exit"
@@ -36,6 +39,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"],
             poll_interval=options["poll_interval"],
             backoff_max=options["backoff_max"],
+            publish_timeout=options["publish_timeout"],
             lag_log_interval=options["lag_log_interval"],
         )
         bus = SyncBus(name=f"{settings.SERVICE_NAME}-outbox-relay")

@@ -1,0 +1,244 @@
+"""The outbox relay against the real NATS server and PostgreSQL (run under the users service's
+settings, which install the outbox app)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection, transaction
+
+from devstack.nats import EmbeddedNats
+from servicekit.bus import BusConfig, SyncBus, bus_config
+from servicekit.outbox.health import check_outbox_lag
+from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.relay import OutboxRelay, RelayOptions
+from servicekit.outbox.services import outbox_emit
+
+SRC = Path(__file__).resolve().parents[2]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def _config(servers: tuple[str, ...] | None = None) -> BusConfig:
+    suffix = uuid.uuid4().hex[:10]
+    return BusConfig(
+        servers=servers or bus_config().servers,
+        stream=f"TEST_{suffix.upper()}",
+        subject_prefix=f"test{suffix}",
+        replicas=1,
+    )
+
+
+@pytest.fixture
+def stream() -> Iterator[BusConfig]:
+    config = _config()
+    yield config
+    cleanup = SyncBus(config, name="tests-cleanup")
+    try:
+        cleanup.connect()
+        cleanup.call(cleanup.js.delete_stream(config.stream))
+    finally:
+        cleanup.close()
+
+
+@pytest.fixture
+def bus(stream: BusConfig) -> Iterator[SyncBus]:
+    client = SyncBus(stream, name="tests")
+    yield client
+    client.close()
+
+
+def emit(count: int, event_type: str = "user.updated") -> list[OutboxEvent]:
+    with transaction.atomic():
+        return [
+            outbox_emit(event_type=event_type, data={"user_id": str(uuid.uuid4()), "n": n})
+            for n in range(count)
+        ]
+
+
+def stream_messages(bus: SyncBus) -> int:
+    bus.connect()
+    info = bus.call(bus.js.stream_info(bus.config.stream))
+    return int(info.state.messages)
+
+
+def stream_msg_ids(bus: SyncBus) -> list[str]:
+    bus.connect()
+    ids: list[str] = []
+    for seq in range(1, stream_messages(bus) + 1):
+        message = bus.call(bus.js.get_msg(bus.config.stream, seq))
+        ids.append((message.headers or {})["Nats-Msg-Id"])
+    return ids
+
+
+@pytest.mark.django_db
+def test_publishes_with_the_event_id_and_marks_sent(bus: SyncBus) -> None:
+    events = emit(5)
+    relay = OutboxRelay(bus, RelayOptions(batch_size=2))
+    assert relay.drain() == 5
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    assert stream_msg_ids(bus) == [str(event.event_id) for event in events]
+    assert check_outbox_lag().data["unsent"] == 0
+
+
+@pytest.mark.django_db
+def test_publishing_again_is_dropped_by_the_broker(bus: SyncBus) -> None:
+    emit(3)
+    relay = OutboxRelay(bus)
+    relay.drain()
+    # As if the relay died after the PubAck and before its commit.
+    OutboxEvent.objects.update(sent_at=None)
+    assert relay.drain() == 3
+    assert stream_messages(bus) == 3
+
+
+@pytest.mark.django_db
+def test_bus_away_keeps_events_pending_with_the_error() -> None:
+    from devstack.paths import free_port
+
+    nobody = _config(servers=(f"nats://127.0.0.1:{free_port()}",))
+    client = SyncBus(nobody, name="tests-unreachable")
+    try:
+        emit(2)
+        relay = OutboxRelay(client, RelayOptions(publish_timeout=0.5))
+        with pytest.raises(Exception, match=r"Timeout|timed out|Error"):
+            relay.relay_batch()
+    finally:
+        client.close()
+    first, second = OutboxEvent.objects.order_by("id")
+    assert first.sent_at is None
+    assert first.attempts == 1
+    assert first.last_error
+    assert second.attempts == 0
+    assert check_outbox_lag().data["unsent"] == 2
+
+
+def _in_thread(target: Callable[[], Any]) -> threading.Thread:
+    def run() -> None:
+        try:
+            target()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_relays_at_once_publish_each_event_once(bus: SyncBus) -> None:
+    emit(300)
+    relays = [OutboxRelay(bus, RelayOptions(batch_size=10)) for _ in range(3)]
+    threads = [_in_thread(relay.drain) for relay in relays]
+    for thread in threads:
+        thread.join(60)
+    assert sum(relay.published_total for relay in relays) == 300
+    assert stream_messages(bus) == 300
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_listen_wakes_the_relay_without_waiting_for_the_poll(bus: SyncBus) -> None:
+    relay = OutboxRelay(bus, RelayOptions(poll_interval=60))
+    stop = threading.Event()
+    thread = _in_thread(lambda: relay.run(stop))
+    try:
+        time.sleep(0.5)  # the relay is now waiting on LISTEN
+        started = time.monotonic()
+        emit(1)
+        assert wait_until(lambda: relay.published_total == 1, 5, interval=0.02)
+        assert time.monotonic() - started < 3
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+def _test_database_url() -> str:
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path=f"/{connection.settings_dict['NAME']}"))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_broker_outage_outbox_grows_then_everything_is_delivered(tmp_path: Path) -> None:
+    """NATS stopped while events are written -> outbox grows -> NATS back -> all delivered."""
+    nats = EmbeddedNats(tmp_path / "nats").start()
+    config = _config(servers=(nats.url,))
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": _test_database_url(),
+            "NATS_URL": nats.url,
+            "NATS_STREAM": config.stream,
+            "NATS_SUBJECT_PREFIX": config.subject_prefix,
+            "PYTHONPATH": str(SRC),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    log = (tmp_path / "relay.log").open("wb")
+    relay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "users_service",
+            "outbox_relay",
+            "--backoff-max",
+            "1",
+            "--publish-timeout",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    bus = SyncBus(config, name="tests")
+    try:
+        emit(10)
+        assert wait_until(lambda: check_outbox_lag().data["unsent"] == 0, 15), (
+            tmp_path / "relay.log"
+        ).read_text()
+
+        nats.stop()
+        for _ in range(4):
+            emit(5)
+            time.sleep(0.3)
+        time.sleep(2)
+        lag = check_outbox_lag().data
+        assert lag["unsent"] == 20
+        assert lag["oldest_unsent_age_seconds"] > 0.5
+
+        nats.start()  # same port, same store
+        assert wait_until(lambda: check_outbox_lag().data["unsent"] == 0, 30), (
+            tmp_path / "relay.log"
+        ).read_text()
+        assert relay.poll() is None
+        ids = stream_msg_ids(bus)
+        assert len(ids) == 30
+        assert sorted(ids) == sorted(
+            str(e) for e in OutboxEvent.objects.values_list("event_id", flat=True)
+        )
+        assert "bus unavailable" in (tmp_path / "relay.log").read_text()
+    finally:
+        relay.terminate()
+        relay.wait(15)
+        log.close()
+        bus.close()
+        nats.stop()
