@@ -20,10 +20,18 @@ def main(argv: list[str]) -> int:
 
     commands.add_parser("check", help="ruff, mypy and makemigrations --check")
 
+    commands.add_parser(
+        "bench", help="flash-sale benchmark (README, Performance); --help for its options"
+    )
+
     pytest_args: list[str] = []
     if "--" in argv:
         split = argv.index("--")
         argv, pytest_args = argv[:split], argv[split + 1 :]
+    if argv[:1] == ["bench"]:
+        from devstack.bench import main as run_bench
+
+        return run_bench(argv[1:])
     args = parser.parse_args(argv)
 
     if args.command == "up":

@@ -1,0 +1,70 @@
+-- wrk script for the benchmark: one connection per wrk thread, so each thread is one
+-- client with its own token, and request() and response() strictly alternate; that lets
+-- us time every request and keep its status (wrk alone reports only a merged histogram).
+--
+-- wrk -t N -c N -s load.lua URL -- <mode> <tokens file> <samples file> [event id]
+--   mode "book":  POST /api/bookings/ {"event": id, "tickets_booked": 1..4}
+--   mode "get":   GET the URL's path
+
+local ffi = require("ffi")
+ffi.cdef [[
+  typedef struct { long tv_sec; long tv_nsec; } timespec;
+  int clock_gettime(int clk_id, timespec *tp);
+]]
+local ts = ffi.new("timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC: shared by every process on the machine
+  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
+end
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  mode = args[1]
+  samples_path = args[3]
+  event_id = args[4]
+  local all = {}
+  for line in io.lines(args[2]) do all[#all + 1] = line end
+  token = all[(id % #all) + 1]
+  math.randomseed(id * 7919 + 17)
+  starts, latencies, codes = {}, {}, {}
+  n = 0
+  path = wrk.path
+end
+
+function request()
+  started = now_us()
+  local headers = { ["Authorization"] = "Bearer " .. token }
+  if mode == "book" then
+    headers["Content-Type"] = "application/json"
+    local body = '{"event": ' .. event_id .. ', "tickets_booked": ' .. math.random(1, 4) .. '}'
+    return wrk.format("POST", "/api/bookings/", headers, body)
+  end
+  return wrk.format("GET", path, headers)
+end
+
+function response(status, headers, body)
+  local finished = now_us()
+  n = n + 1
+  starts[n] = started
+  latencies[n] = finished - started
+  codes[n] = status
+end
+
+function done(summary, latency, requests)
+  local out = io.open(threads[1]:get("samples_path"), "w")
+  for _, thread in ipairs(threads) do
+    local s, l, c = thread:get("starts"), thread:get("latencies"), thread:get("codes")
+    for i = 1, #c do
+      out:write(string.format("%.0f,%.0f,%d\n", s[i], l[i], c[i]))
+    end
+  end
+  out:close()
+end
