@@ -143,7 +143,7 @@ def smtp_server(port: int) -> Iterator[SmtpRecorder]:
 # Processes ------------------------------------------------------------------------------
 
 
-def test_database_url() -> str:
+def current_database_url() -> str:
     """DATABASE_URL of the database this test runs on (committed data only: transaction tests)."""
     parts = urlsplit(os.environ["DATABASE_URL"])
     name = connection.settings_dict["NAME"]
