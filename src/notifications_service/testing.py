@@ -93,7 +93,7 @@ class Caller:
     token: str
 
     @property
-    def auth(self) -> dict[str, str]:
+    def auth(self) -> dict[str, Any]:
         return {"HTTP_AUTHORIZATION": f"Bearer {self.token}"}
 
 

@@ -63,7 +63,8 @@ class NotificationSendApi(APIView):
         title = serializers.CharField(max_length=200)
         body = serializers.CharField(max_length=10_000)
         kind = serializers.SlugField(max_length=64, default="message")
-        data = serializers.DictField(required=False, default=dict)
+        # DRF's metaclass moves declared fields off the class, so `data` stays the property.
+        data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
         send_email = serializers.BooleanField(default=True)
         email = serializers.EmailField(
             required=False,

@@ -16,7 +16,7 @@ def _notify(user_id: str, title: str = "Hello") -> Notification:
     return notification_create(user_id=user_id, kind="message", title=title, body="Body")
 
 
-def _is_problem(response, status: int) -> None:  # type: ignore[no-untyped-def]
+def _is_problem(response, status: int) -> None:
     assert response.status_code == status, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["status"] == status
@@ -86,7 +86,7 @@ def test_anonymous_callers_are_refused() -> None:
 def test_service_and_admin_can_send_a_notification(
     role: str,
     new_caller,
-    customer: Caller,  # type: ignore[no-untyped-def]
+    customer: Caller,
 ) -> None:
     sender = new_caller(role)
     response = APIClient().post(
@@ -115,7 +115,7 @@ def test_without_email_no_delivery_is_queued(service: Caller) -> None:
 
 
 @pytest.mark.parametrize("role", ["customer", "organizer"])
-def test_people_cannot_send_notifications(role: str, new_caller) -> None:  # type: ignore[no-untyped-def]
+def test_people_cannot_send_notifications(role: str, new_caller) -> None:
     response = APIClient().post(
         "/api/notification",
         {"user_id": str(uuid.uuid4()), "title": "t", "body": "b"},
@@ -138,7 +138,7 @@ def test_people_cannot_send_notifications(role: str, new_caller) -> None:  # typ
         {"user_id": ["u"], "title": "t", "body": "b"},
     ],
 )
-def test_bad_input_is_a_problem_and_changes_nothing(payload: dict, service: Caller) -> None:  # type: ignore[type-arg]
+def test_bad_input_is_a_problem_and_changes_nothing(payload: dict, service: Caller) -> None:
     response = APIClient().post("/api/notification", payload, format="json", **service.auth)
     _is_problem(response, 400)
     assert "errors" in response.json()

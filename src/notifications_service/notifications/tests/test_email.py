@@ -26,7 +26,7 @@ def _contact(email: str) -> str:
     return user_id
 
 
-def _dispatch_until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+def _dispatch_until(condition, timeout: float = 10.0) -> bool:
     def step() -> bool:
         email_deliveries_dispatch()
         return bool(condition())
@@ -74,7 +74,7 @@ def test_smtp_refusing_for_a_while_sends_once_after_it_comes_back(smtp: SmtpReco
     assert len(smtp.to("bob@example.com")) == 1
 
 
-def test_smtp_server_down_then_up(settings, smtp: SmtpRecorder) -> None:  # type: ignore[no-untyped-def]
+def test_smtp_server_down_then_up(settings, smtp: SmtpRecorder) -> None:
     from devstack.paths import free_port
 
     user_id = _contact("carol@example.com")
@@ -105,7 +105,7 @@ def test_a_user_not_yet_known_waits_for_the_contact(smtp: SmtpRecorder) -> None:
     assert _dispatch_until(lambda: len(smtp.to("late@example.com")) == 1)
 
 
-def test_gives_up_after_the_last_attempt(settings, smtp: SmtpRecorder) -> None:  # type: ignore[no-untyped-def]
+def test_gives_up_after_the_last_attempt(settings, smtp: SmtpRecorder) -> None:
     settings.EMAIL_MAX_ATTEMPTS = 2
     smtp.refusing = True
     notification_create(

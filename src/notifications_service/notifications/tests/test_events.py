@@ -13,17 +13,17 @@ from notifications_service.testing import envelope
 pytestmark = pytest.mark.django_db
 
 
-def _spec():  # type: ignore[no-untyped-def]
+def _spec():
     return next(spec for spec in consumer_specs() if spec.name == "notifications")
 
 
-def _deliver(document: dict) -> bool:  # type: ignore[type-arg]
+def _deliver(document: dict) -> bool:
     import json
 
     return handle_envelope(_spec(), parse_envelope(json.dumps(document).encode()))
 
 
-def booking(user_id: str, **extra: object) -> dict:  # type: ignore[type-arg]
+def booking(user_id: str, **extra: object) -> dict:
     data = {
         "booking_id": 7,
         "user_id": user_id,

@@ -12,16 +12,16 @@ URL = "http://127.0.0.1:9/hook"
 
 
 @pytest.fixture(autouse=True)
-def _allow_local(settings) -> None:  # type: ignore[no-untyped-def]
+def _allow_local(settings) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
 
 
-def _create(caller: Caller, **payload: object) -> dict:  # type: ignore[type-arg]
+def _create(caller: Caller, **payload: object) -> dict:
     response = APIClient().post(
         "/api/webhooks/", {"url": URL, **payload}, format="json", **caller.auth
     )
     assert response.status_code == 201, response.content
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def test_organizer_registers_a_webhook_and_sees_the_secret_once(organizer: Caller) -> None:
@@ -58,7 +58,7 @@ def test_update_and_delete(organizer: Caller) -> None:
 def test_other_organizers_get_404_admins_see_everything(
     organizer: Caller,
     new_caller,
-    admin: Caller,  # type: ignore[no-untyped-def]
+    admin: Caller,
 ) -> None:
     created = _create(organizer)
     other = new_caller("organizer")
@@ -76,7 +76,7 @@ def test_other_organizers_get_404_admins_see_everything(
 
 
 @pytest.mark.parametrize("role", ["customer", "service"])
-def test_only_organizers_and_admins(role: str, new_caller) -> None:  # type: ignore[no-untyped-def]
+def test_only_organizers_and_admins(role: str, new_caller) -> None:
     response = APIClient().post(
         "/api/webhooks/", {"url": URL}, format="json", **new_caller(role).auth
     )
@@ -94,14 +94,14 @@ def test_only_organizers_and_admins(role: str, new_caller) -> None:  # type: ign
         {},
     ],
 )
-def test_bad_input(payload: dict, organizer: Caller) -> None:  # type: ignore[type-arg]
+def test_bad_input(payload: dict, organizer: Caller) -> None:
     response = APIClient().post("/api/webhooks/", payload, format="json", **organizer.auth)
     assert response.status_code == 400, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert not WebhookEndpoint.objects.exists()
 
 
-def test_private_addresses_are_refused_unless_allowed(settings, organizer: Caller) -> None:  # type: ignore[no-untyped-def]
+def test_private_addresses_are_refused_unless_allowed(settings, organizer: Caller) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     for url in ("http://127.0.0.1/hook", "http://10.0.0.5/hook", "http://[::1]/hook"):
         response = APIClient().post("/api/webhooks/", {"url": url}, format="json", **organizer.auth)

@@ -58,7 +58,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(autouse=True)
-def _fast_retries(settings) -> None:  # type: ignore[no-untyped-def]
+def _fast_retries(settings) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     settings.DELIVERY_RETRY_BASE_SECONDS = 0.05
     settings.DELIVERY_RETRY_MAX_SECONDS = 0.2
@@ -119,7 +119,7 @@ def test_failing_twice_then_succeeding_gets_the_event_signed(receiver: Receiver)
     assert len(receiver.requests) == 3
 
 
-def test_deliveries_log_is_visible_to_the_organizer(receiver: Receiver, new_caller) -> None:  # type: ignore[no-untyped-def]
+def test_deliveries_log_is_visible_to_the_organizer(receiver: Receiver, new_caller) -> None:
     from rest_framework.test import APIClient
 
     organizer = new_caller("organizer")
