@@ -201,6 +201,12 @@ def release_expired_holds(*, event_id: int | None = None, now: dt.datetime | Non
 
 
 def _release_event_holds(*, event_id: int, now: dt.datetime) -> int:
+    # A sold-out event is asked this by every late buyer: look (index only, no lock) before
+    # taking the event row lock.
+    if not Booking.objects.filter(
+        event_id=event_id, status=BookingStatus.PENDING, expires_at__lte=now
+    ).exists():
+        return 0
     released = 0
     while True:
         with transaction.atomic():

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from booking_service.bookings.models import Booking, BookingStatus, CancelReason
+from booking_service.bookings.services import booking_create_tickets
+from booking_service.events.models import Event
+from booking_service.resources.models import Resource
+from booking_service.testing import Caller, make_event
+
+
+def seed_context(organizer_id: str) -> str:
+    return json.dumps(
+        {
+            "users": {
+                "accounts": [
+                    {"role": "customer", "id": str(uuid.uuid4()), "email": "c@example.com"},
+                    {"role": "organizer", "id": organizer_id, "email": "o@example.com"},
+                ]
+            }
+        }
+    )
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent_and_prints_json_last() -> None:
+    organizer_id = str(uuid.uuid4())
+    outputs = []
+    for _ in range(2):
+        out = io.StringIO()
+        call_command("seed_demo", "--context", seed_context(organizer_id), stdout=out)
+        outputs.append(json.loads(out.getvalue().strip().splitlines()[-1]))
+    assert outputs[0] == outputs[1]
+    assert outputs[0]["organizer_id"] == organizer_id
+    assert len(outputs[0]["events"]) == 3
+    assert Event.objects.filter(organizer_id=organizer_id).count() == 3
+    assert Resource.objects.filter(organizer_id=organizer_id).count() == 1
+    out = io.StringIO()
+    call_command("seed_demo", "--context", "{}", stdout=out)
+    assert "skipped" in json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+@pytest.mark.django_db
+def test_booking_post_is_one_short_transaction(customer: Caller) -> None:
+    event = make_event(total_tickets=10)
+    client = customer.client()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/api/bookings/", {"event": event.pk, "tickets_booked": 1})
+    assert response.status_code == 201
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    # conditional UPDATE, booking INSERT, outbox INSERT, NOTIFY (+ savepoint bookkeeping)
+    assert statements.count("UPDATE") == 1
+    assert statements.count("INSERT") == 2
+    assert len([s for s in statements if s not in {"SAVEPOINT", "RELEASE"}]) <= 4
+
+
+@pytest.mark.django_db
+def test_schema_and_health_are_served() -> None:
+    client = APIClient()
+    assert client.get("/api/schema/").status_code == 200
+    assert client.get("/health/live").json()["service"] == "booking"
+
+
+@pytest.mark.django_db
+def test_oversized_body_is_a_400_problem(customer: Caller) -> None:
+    response = customer.client().post(
+        "/api/bookings/",
+        '{"x": "' + "a" * 400_000 + '"}',
+        content_type="application/json",
+        headers={"Idempotency-Key": "big"},
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_sweeper_loop_process_expires_holds(settings: Any) -> None:
+    event = make_event(total_tickets=5)
+    booking = booking_create_tickets(user_id=uuid.uuid4(), event_id=event.pk, tickets_booked=3)
+    Booking.objects.filter(pk=booking.pk).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    env = dict(os.environ)
+    env["DATABASE_URL"] = urlunsplit(
+        parts._replace(path="/" + str(connection.settings_dict["NAME"]))
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "booking_service.settings"
+    sweeper = subprocess.Popen(
+        [sys.executable, "-m", "booking_service", "release_expired_holds", "--loop", "--interval", "0.2"],
+        env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            booking.refresh_from_db()
+            if booking.status == BookingStatus.CANCELED:
+                break
+            time.sleep(0.2)
+    finally:
+        sweeper.send_signal(signal.SIGTERM)
+        assert sweeper.wait(15) == 0
+    assert booking.cancel_reason == CancelReason.EXPIRED
+    event.refresh_from_db()
+    assert event.available_tickets == 5
