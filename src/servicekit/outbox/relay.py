@@ -57,6 +57,7 @@ class OutboxRelay:
         self.published_total = 0
         self._listen: psycopg.Connection[Any] | None = None
         self._last_lag_log = 0.0
+        self._last_unsent = -1  # unknown: the first check logs
 
     # One batch -----------------------------------------------------------------------------
 
@@ -186,14 +187,18 @@ class OutboxRelay:
             self._listen = None
 
     def _log_lag(self, *, force: bool = False) -> None:
+        """Every `lag_log_interval` while events wait, once when the backlog is cleared."""
         now = time.monotonic()
         if not force and now - self._last_lag_log < self.options.lag_log_interval:
             return
-        self._last_lag_log = now
         try:
             lag = check_outbox_lag().data
         except DatabaseError:
             return
+        self._last_lag_log = now
+        if not force and lag["unsent"] == 0 and self._last_unsent == 0:
+            return
+        self._last_unsent = int(lag["unsent"])
         logger.info(
             "outbox lag: %s unsent, oldest %.1fs; %d published by this relay",
             lag["unsent"],
