@@ -94,7 +94,7 @@ def test_availability_lists_free_intervals_within_opening_hours(customer: Caller
     response = APIClient().get(
         "/api/availability/",
         {
-            "resource": resource.pk,
+            "resource": str(resource.pk),
             "start": day_start.isoformat(),
             "end": (day_start + dt.timedelta(days=1)).isoformat(),
         },
@@ -115,7 +115,7 @@ def test_expired_holds_do_not_show_as_busy(customer: Caller) -> None:
         {"resource": resource.pk, "start_time": start.isoformat(), "end_time": end.isoformat()},
         format="json",
     )
-    params = {"resource": resource.pk, "start": start.isoformat(), "end": end.isoformat()}
+    params = {"resource": str(resource.pk), "start": start.isoformat(), "end": end.isoformat()}
     assert APIClient().get("/api/availability/", params).json()["free"] == []
     Booking.objects.update(expires_at=start - dt.timedelta(days=5))
     assert len(APIClient().get("/api/availability/", params).json()["free"]) == 1
