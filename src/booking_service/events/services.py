@@ -24,9 +24,16 @@ EDITABLE_FIELDS = frozenset(
 )
 
 
+MAX_ADVANCE = dt.timedelta(days=5 * 366)
+
+
 def _check_future(date: dt.date, time: dt.time) -> None:
-    if dt.datetime.combine(date, time, tzinfo=dt.UTC) <= timezone.now():
+    starts_at = dt.datetime.combine(date, time, tzinfo=dt.UTC)
+    now = timezone.now()
+    if starts_at <= now:
         raise Unprocessable("The event must start in the future.", code="event-in-past")
+    if starts_at > now + MAX_ADVANCE:
+        raise Unprocessable("Events start at most five years ahead.", code="too-far-ahead")
 
 
 def event_create(

@@ -9,6 +9,7 @@ from django.utils import timezone
 from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.resources.models import Resource
 from booking_service.resources.slots import (
+    MAX_ADVANCE,
     MAX_AVAILABILITY_RANGE,
     Interval,
     free_intervals,
@@ -52,5 +53,7 @@ def resource_availability(
     if end - start > MAX_AVAILABILITY_RANGE:
         raise Unprocessable("Ask for at most 31 days at a time.", code="range-too-long")
     now = timezone.now()
+    if start < now - MAX_ADVANCE or end > now + MAX_ADVANCE:
+        raise Unprocessable("Ask about the next five years at most.", code="range-too-far")
     busy = resource_busy_intervals(resource=resource, start=start, end=end, now=now)
     return free_intervals(resource, start=start, end=end, busy=busy, now=now)

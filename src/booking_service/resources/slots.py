@@ -13,6 +13,8 @@ from servicekit.problems import Unprocessable
 
 MAX_SLOT_BOOKING = dt.timedelta(days=1)
 MAX_AVAILABILITY_RANGE = dt.timedelta(days=31)
+# How far ahead slots can be booked or looked at (also keeps date arithmetic far from year 9999).
+MAX_ADVANCE = dt.timedelta(days=5 * 366)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ def slot_units(
         raise Unprocessable("end_time must be after start_time.", code="invalid-range")
     if start_time < now:
         raise Unprocessable("start_time is in the past.", code="slot-in-past")
+    if end_time > now + MAX_ADVANCE:
+        raise Unprocessable("Slots can be booked at most five years ahead.", code="too-far-ahead")
     if end_time - start_time > MAX_SLOT_BOOKING:
         raise Unprocessable("A slot booking lasts at most one day.", code="slot-too-long")
     zone = resource_zone(resource)

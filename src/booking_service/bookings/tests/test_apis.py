@@ -80,6 +80,8 @@ def _bad_bodies() -> list[tuple[str, Any]]:
         ("past slot", {"resource": "RESOURCE", "start_time": past.isoformat(), "end_time": (past + dt.timedelta(hours=1)).isoformat()}),
         ("bad datetime", {"resource": "RESOURCE", "start_time": "tomorrow", "end_time": end.isoformat()}),
         ("missing end", {"resource": "RESOURCE", "start_time": start.isoformat()}),
+        ("year 9999", {"resource": "RESOURCE", "start_time": "9999-12-31T10:00:00Z", "end_time": "9999-12-31T11:00:00Z"}),
+        ("year 1", {"resource": "RESOURCE", "start_time": "0001-01-01T10:00:00+05:00", "end_time": "0001-01-01T11:00:00Z"}),
     ]  # fmt: skip
 
 

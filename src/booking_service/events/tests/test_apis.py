@@ -78,6 +78,8 @@ def test_no_or_forged_token_is_401(organizer: Caller) -> None:
         {"date": "not-a-date"},
         {"time": "25:99"},
         {"date": "2001-01-01"},
+        {"date": "0001-01-01", "time": "00:00"},
+        {"date": "9999-12-31", "time": "23:59:59"},
     ],
 )
 def test_bad_event_input_is_a_4xx_problem(organizer: Caller, overrides: dict[str, Any]) -> None:
@@ -168,3 +170,21 @@ def test_event_list_runs_a_constant_number_of_queries() -> None:
         response = client.get("/api/events/")
     assert response.json()["count"] == 16
     assert len(many) == len(one) <= 2
+
+
+def test_token_signed_by_another_key_is_401(organizer: Caller) -> None:
+    from django.conf import settings
+
+    from servicekit.testing import TestTokenIssuer
+
+    stranger = TestTokenIssuer(
+        issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE, kid="test-unknown"
+    )
+    client = APIClient()
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {stranger.token(str(organizer.id), 'organizer')}"
+    )
+    response = client.post("/api/events/", event_body(), format="json")
+    assert response.status_code == 401
+    assert response["Content-Type"] == PROBLEM
+    assert not Event.objects.exists()

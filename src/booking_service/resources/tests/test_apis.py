@@ -131,6 +131,8 @@ def test_expired_holds_do_not_show_as_busy(customer: Caller) -> None:
         "?resource=RES&start=2030-01-02T00:00Z&end=2030-01-01T00:00Z",
         "?resource=RES&start=2030-01-01T00:00Z&end=2030-06-01T00:00Z",
         "?event=999999",
+        "?resource=RES&start=9999-12-30T00:00Z&end=9999-12-31T23:00Z",
+        "?resource=RES&start=0001-01-01T00:00Z&end=0001-01-02T00:00Z",
         "?resource=999999&start=2030-01-01T00:00Z&end=2030-01-02T00:00Z",
     ],
 )
