@@ -94,7 +94,11 @@ def stream_config(config: BusConfig) -> api.StreamConfig:
 async def connect(config: BusConfig, *, name: str) -> NatsClient:
     """A connection that reconnects forever: an outage is waited out, never fatal."""
 
+    made: list[NatsClient] = []
+
     async def on_disconnected() -> None:
+        if made and made[0].is_closed:
+            return  # closed on purpose
         logger.warning("bus: disconnected from NATS")
 
     async def on_reconnected() -> None:
@@ -114,6 +118,7 @@ async def connect(config: BusConfig, *, name: str) -> NatsClient:
         reconnected_cb=on_reconnected,
         error_cb=on_error,
     )
+    made.append(client)
     return client
 
 
