@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -23,14 +24,33 @@ RESOURCE_FIELDS = frozenset(
 )
 
 
-def resource_create(*, organizer_id: uuid.UUID, currency: str, **fields: Any) -> Resource:
-    unknown = set(fields) - RESOURCE_FIELDS
-    if unknown:
-        raise TypeError(f"unknown resource fields: {sorted(unknown)}")
-    resource = Resource(organizer_id=organizer_id, currency=currency, **fields)
-    resource.price_per_slot = Decimal(resource.price_per_slot)
-    resource.save()
-    return resource
+def resource_create(
+    *,
+    organizer_id: uuid.UUID,
+    name: str,
+    timezone: str,
+    opening_time: dt.time,
+    closing_time: dt.time,
+    slot_minutes: int,
+    price_per_slot: Decimal,
+    currency: str,
+    description: str = "",
+    location: str = "",
+) -> Resource:
+    if closing_time <= opening_time:
+        raise Unprocessable("closing_time must be after opening_time.", code="invalid-hours")
+    return Resource.objects.create(
+        organizer_id=organizer_id,
+        name=name,
+        description=description,
+        location=location,
+        timezone=timezone,
+        opening_time=opening_time,
+        closing_time=closing_time,
+        slot_minutes=slot_minutes,
+        price_per_slot=price_per_slot,
+        currency=currency,
+    )
 
 
 def resource_update(*, resource: Resource, **fields: Any) -> Resource:

@@ -213,3 +213,19 @@ def test_patch_changes_ticket_count_and_delete_cancels(customer: Caller) -> None
         "sold": 0,
         "releasable": 0,
     }
+
+
+def test_booking_list_runs_a_constant_number_of_queries(customer: Caller) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    event = make_event(total_tickets=100)
+    client = customer.client()
+    client.post("/api/bookings/", {"event": event.pk, "tickets_booked": 1})
+    with CaptureQueriesContext(connection) as one:
+        client.get("/api/bookings/")
+    for _ in range(10):
+        client.post("/api/bookings/", {"event": event.pk, "tickets_booked": 1})
+    with CaptureQueriesContext(connection) as many:
+        assert client.get("/api/bookings/").json()["count"] == 11
+    assert len(one) == len(many) <= 2
