@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import (
@@ -27,18 +27,15 @@ from django.db import (
     OperationalError,
     close_old_connections,
     connection,
-    transaction,
 )
 from nats.aio.msg import Msg
 from nats.js import api
 
 from notifications_service.inbox.envelope import Envelope, PoisonMessageError, parse_envelope
-from notifications_service.inbox.services import dead_letter_record, processed_event_claim
+from notifications_service.inbox.services import Handler, dead_letter_record, event_handle
 from servicekit.bus import BusUnavailableError, SyncBus, SyncPullSubscription, backoff_delay
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[Envelope], None]
 
 
 @dataclass(frozen=True)
@@ -63,13 +60,7 @@ class ConsumerOptions:
 
 def handle_envelope(spec: ConsumerSpec, envelope: Envelope) -> bool:
     """Run the handler once per (consumer, event). False if it had already run."""
-    with transaction.atomic():
-        if not processed_event_claim(
-            consumer=spec.name, event_id=envelope.id, event_type=envelope.type
-        ):
-            return False
-        spec.handler(envelope)
-    return True
+    return event_handle(consumer=spec.name, handler=spec.handler, envelope=envelope)
 
 
 class ConsumerWorker:

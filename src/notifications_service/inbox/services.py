@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
-from django.db import connection
+from django.db import connection, transaction
 
+from notifications_service.inbox.envelope import Envelope, parse_envelope
 from notifications_service.inbox.models import DeadLetter
+
+Handler = Callable[[Envelope], None]
 
 
 def processed_event_claim(*, consumer: str, event_id: uuid.UUID, event_type: str) -> bool:
@@ -49,3 +53,34 @@ def dead_letter_record(
         event_id=event_id[:64],
         event_type=event_type[:64],
     )
+
+
+def event_handle(*, consumer: str, handler: Handler, envelope: Envelope) -> bool:
+    """Run `handler` once per (consumer, event), in one transaction with the claim.
+
+    False if the event had already been handled (nothing is done).
+    """
+    with transaction.atomic():
+        if not processed_event_claim(
+            consumer=consumer, event_id=envelope.id, event_type=envelope.type
+        ):
+            return False
+        handler(envelope)
+    return True
+
+
+def dead_letter_retry(*, dead_letter: DeadLetter, handler: Handler) -> bool:
+    """Run a dead letter's event through its consumer's handler again (after a fix).
+
+    On success the dead letter is deleted and True returned; on failure its error is
+    replaced by the new one and False returned.
+    """
+    try:
+        envelope = parse_envelope(dead_letter.payload.encode())
+        event_handle(consumer=dead_letter.consumer, handler=handler, envelope=envelope)
+    except Exception as exc:  # whatever it is, the letter stays with the new error
+        dead_letter.error = f"retry failed: {type(exc).__name__}: {exc}"[:10_000]
+        dead_letter.save(update_fields=["error"])
+        return False
+    dead_letter.delete()
+    return True
