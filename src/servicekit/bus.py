@@ -157,6 +157,7 @@ class SyncBus:
         self._client: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._stream_ready = False
+        self._connect_lock = asyncio.Lock()  # threads connecting at once share one client
         self._thread.start()
 
     def _run_loop(self) -> None:
@@ -183,12 +184,13 @@ class SyncBus:
             raise BusUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
     async def _connect(self) -> None:
-        if self._client is None:
-            self._client = await connect(self.config, name=self.name)
-            self._js = self._client.jetstream()
-        if not self._stream_ready:
-            await ensure_stream(self.js, self.config)
-            self._stream_ready = True
+        async with self._connect_lock:
+            if self._client is None:
+                self._client = await connect(self.config, name=self.name)
+                self._js = self._client.jetstream()
+            if not self._stream_ready:
+                await ensure_stream(self.js, self.config)
+                self._stream_ready = True
 
     @property
     def js(self) -> JetStreamContext:

@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 from notifications_service.notifications.models import Notification
 from notifications_service.notifications.selectors import notification_get, notification_list
 from notifications_service.notifications.services import (
-    notification_create,
     notification_mark_all_read,
     notification_mark_read,
+    notification_send,
 )
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsAdminOrService
@@ -66,6 +66,14 @@ class NotificationSendApi(APIView):
         # DRF's metaclass moves declared fields off the class, so `data` stays the property.
         data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
         send_email = serializers.BooleanField(default=True)
+        event_id = serializers.UUIDField(
+            required=False,
+            default=None,
+            help_text=(
+                "Id of what the notification is about. A second call with the same user and "
+                "event_id returns the first notification (200) instead of sending again."
+            ),
+        )
         email = serializers.EmailField(
             required=False,
             default="",
@@ -75,23 +83,25 @@ class NotificationSendApi(APIView):
     @extend_schema(
         operation_id="notification_send",
         request=InputSerializer,
-        responses={201: NotificationOutputSerializer},
+        responses={201: NotificationOutputSerializer, 200: NotificationOutputSerializer},
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
-        notification = notification_create(
+        notification, created = notification_send(
             user_id=values["user_id"],
             kind=values["kind"],
             title=values["title"],
             body=values["body"],
             data=values["data"],
+            event_id=values["event_id"],
             send_email=values["send_email"],
             email_to=values["email"],
         )
         return Response(
-            NotificationOutputSerializer(notification).data, status=status.HTTP_201_CREATED
+            NotificationOutputSerializer(notification).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -53,6 +53,41 @@ def notification_create(
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_notify(%s, '')", [DELIVERY_NOTIFY_CHANNEL])
     return notification
+
+
+def notification_send(
+    *,
+    user_id: str,
+    kind: str,
+    title: str,
+    body: str,
+    data: dict[str, Any] | None = None,
+    event_id: uuid.UUID | None = None,
+    send_email: bool = True,
+    email_to: str = "",
+) -> tuple[Notification, bool]:
+    """`POST /api/notification`: create, or with an `event_id` already used for this user,
+    return the first notification (a retried call sends nothing twice). (notification, created)
+    """
+    if event_id is not None:
+        existing = Notification.objects.filter(user_id=user_id, source_event_id=event_id).first()
+        if existing is not None:
+            return existing, False
+    try:
+        notification = notification_create(
+            user_id=user_id,
+            kind=kind,
+            title=title,
+            body=body,
+            data=data,
+            source_event_id=event_id,
+            send_email=send_email,
+            email_to=email_to,
+        )
+    except IntegrityError:
+        # A concurrent call with the same event id won the race.
+        return Notification.objects.get(user_id=user_id, source_event_id=event_id), False
+    return notification, True
 
 
 def notification_mark_read(*, notification: Notification) -> Notification:

@@ -152,6 +152,11 @@ def webhook_body(delivery: WebhookDelivery) -> bytes:
 
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
     endpoint = delivery.endpoint
+    try:
+        # Again at send time: the name may resolve elsewhere than at registration.
+        webhook_url_validate(url=endpoint.url)
+    except Problem as exc:
+        return None, f"refused: {exc.detail}"
     body = webhook_body(delivery)
     request = urllib.request.Request(  # noqa: S310  (scheme checked on registration)
         endpoint.url,

@@ -103,6 +103,16 @@ def test_service_and_admin_can_send_a_notification(
     assert listed["results"][0]["title"] == "Doors open at 19:00"
 
 
+def test_a_retried_send_with_the_same_event_id_sends_once(service: Caller) -> None:
+    payload = {"user_id": "u1", "title": "t", "body": "b", "event_id": str(uuid.uuid4())}
+    first = APIClient().post("/api/notification", payload, format="json", **service.auth)
+    again = APIClient().post("/api/notification", payload, format="json", **service.auth)
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert EmailDelivery.objects.count() == 1
+
+
 def test_without_email_no_delivery_is_queued(service: Caller) -> None:
     response = APIClient().post(
         "/api/notification",

@@ -133,3 +133,14 @@ def test_deliveries_log_is_visible_to_the_organizer(receiver: Receiver, new_call
     [item] = response.json()["results"]
     assert item["status"] == "succeeded"
     assert [entry["status_code"] for entry in item["log"]] == [500, 204]
+
+
+def test_a_private_address_is_refused_at_send_time_too(settings, receiver: Receiver) -> None:
+    organizer_id = str(uuid.uuid4())
+    webhook_endpoint_create(organizer_id=organizer_id, url=receiver.url, event_types=[])
+    _consume(envelope("booking.confirmed", {"organizer_id": organizer_id}))
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    assert webhook_deliveries_dispatch().retried == 1
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.last_error.startswith("refused:")
+    assert receiver.requests == []
