@@ -138,6 +138,12 @@ class JWKSCache:
 
 
 class TokenVerifier:
+    """Checks access tokens. Verified tokens are remembered until they expire (a bounded
+    cache): a client sends the same token with every request for up to 15 minutes, and a
+    signature check costs more than the rest of a cheap request."""
+
+    cache_size = 20_000
+
     def __init__(
         self, keys: JWKSCache, *, issuer: str, audience: str, leeway_seconds: int = 10
     ) -> None:
@@ -145,8 +151,22 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway_seconds
+        self._verified: dict[str, tuple[float, Principal]] = {}
 
     def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            expires_at, principal = cached
+            if time.time() < expires_at + self.leeway:
+                return principal
+            self._verified.pop(token, None)
+        principal = self._verify(token)
+        if len(self._verified) >= self.cache_size:
+            self._verified.clear()  # crude but bounded; tokens re-verify once
+        self._verified[token] = (float(principal.claims["exp"]), principal)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -193,3 +193,14 @@ def test_users_service_outage_keeps_cached_keys(issuer: TestTokenIssuer) -> None
         state["up"] = False
         clock[0] = 100.0  # cache is stale and the refresh fails
         assert verifier.verify(issuer.token("u")).id == "u"
+
+
+def test_a_remembered_token_still_expires(
+    issuer: TestTokenIssuer, verifier: TokenVerifier, fetch: CountingFetch
+) -> None:
+    token = issuer.token("user-1", ttl_seconds=1)
+    assert verifier.verify(token).id == "user-1"
+    assert verifier.verify(token).id == "user-1"  # from the cache
+    time.sleep(1.1)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        verifier.verify(token)
