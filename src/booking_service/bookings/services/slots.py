@@ -56,6 +56,7 @@ def booking_create_slot(
                 start_time__lt=end_time,
                 end_time__gt=start_time,
             )
+            .order_by("id")  # one lock order, so two requests never deadlock here
         )
         if expired:
             expire_locked_bookings(expired, now=now)

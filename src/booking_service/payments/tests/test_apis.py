@@ -111,3 +111,30 @@ def test_bad_payment_input_is_a_4xx_problem(customer: Caller, body: dict[str, ob
     assert response["Content-Type"] == PROBLEM
     assert not Payment.objects.exists()
     assert APIClient().post("/api/payments/", body, format="json").status_code == 401
+
+
+def test_pay_for_a_slot_and_cancel_refunds(customer: Caller) -> None:
+    from booking_service.testing import make_resource, next_slot
+
+    resource = make_resource(price="40.00")
+    start, end = next_slot()
+    client = customer.client()
+    booking = client.post(
+        "/api/bookings/",
+        {"resource": resource.pk, "start_time": start.isoformat(), "end_time": end.isoformat()},
+        format="json",
+    ).json()
+    paid = client.post(
+        "/api/payments/", {"booking": booking["id"], "payment_token": "tok_visa"}, format="json"
+    )
+    assert paid.status_code == 201
+    assert paid.json()["amount"] == "40.00"
+    assert client.delete(f"/api/bookings/{booking['id']}/").json()["status"] == "canceled"
+    assert client.get(f"/api/payments/{paid.json()['id']}/").json()["status"] == "refunded"
+    # The slot is free again.
+    again = client.post(
+        "/api/bookings/",
+        {"resource": resource.pk, "start_time": start.isoformat(), "end_time": end.isoformat()},
+        format="json",
+    )
+    assert again.status_code == 201
