@@ -1,0 +1,259 @@
+"""The batched booking path: same answers as the regular view, real concurrency, and
+everything unusual handed to the regular view."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
+from django.utils import timezone
+
+from booking_service.bookings.apis import BookingOutputSerializer
+from booking_service.bookings.fastpath import FastBookingMiddleware, TicketBatcher
+from booking_service.bookings.models import Booking, BookingStatus
+from booking_service.bookings.services import booking_cancel
+from booking_service.bookings.services.common import Actor
+from booking_service.events.models import Event, EventStatus
+from booking_service.events.selectors import event_inventory
+from booking_service.testing import Caller, make_event
+from servicekit.outbox.models import OutboxEvent
+
+PROBLEM = "application/problem+json"
+
+
+class RegularPath:
+    """Stands for the rest of the middleware stack and records what reached it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        self.calls += 1
+        return HttpResponse(status=299)
+
+
+@pytest.fixture
+def regular() -> RegularPath:
+    return RegularPath()
+
+
+@pytest.fixture
+def middleware(regular: RegularPath, settings: Any) -> FastBookingMiddleware:
+    settings.BOOKING_SOLDOUT_CACHE_SECONDS = 1.0
+    return FastBookingMiddleware(regular)
+
+
+def post(caller: Caller, body: Any, *, path: str = "/api/bookings/", **headers: str) -> HttpRequest:
+    data = body if isinstance(body, str) else json.dumps(body)
+    return RequestFactory().post(
+        path,
+        data=data,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {caller.token}",
+        **headers,
+    )
+
+
+@pytest.mark.django_db
+class TestAnswers:
+    def test_a_hold_answers_like_the_regular_view(
+        self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
+    ) -> None:
+        event = make_event(total_tickets=10, price="12.50")
+        response = middleware(post(customer, {"event": event.pk, "tickets_booked": 3}))
+        assert response.status_code == 201
+        assert regular.calls == 0
+        body = json.loads(response.content)
+        booking = Booking.objects.get(pk=body["id"])
+        assert body == BookingOutputSerializer(booking).data
+        assert (booking.user_id, booking.status, booking.amount) == (
+            customer.id,
+            BookingStatus.PENDING,
+            booking.amount.__class__("37.50"),
+        )
+        event.refresh_from_db()
+        assert event.available_tickets == 7
+        outbox = OutboxEvent.objects.get(type="booking.created")
+        assert outbox.data["booking_id"] == booking.pk
+        assert outbox.data["organizer_id"] == str(event.organizer_id)
+
+    def test_sold_out_is_a_409_problem(
+        self, middleware: FastBookingMiddleware, customer: Caller
+    ) -> None:
+        event = make_event(total_tickets=2)
+        response = middleware(post(customer, {"event": event.pk, "tickets_booked": 3}))
+        assert response.status_code == 409
+        assert response["Content-Type"] == PROBLEM
+        body = json.loads(response.content)
+        assert body["type"] == "urn:problem:sold-out"
+        assert body["available_tickets"] == 2
+        assert not Booking.objects.exists()
+
+    @pytest.mark.parametrize(
+        ("body", "headers"),
+        [
+            ({"event": 1, "tickets_booked": 1, "user_id": str(uuid.uuid4())}, {}),
+            ({"event": "1", "tickets_booked": 1}, {}),
+            ({"event": 1, "tickets_booked": 0}, {}),
+            ({"event": 1, "tickets_booked": 11}, {}),
+            ({"event": 2**64, "tickets_booked": 1}, {}),
+            ({"event": 1, "tickets_booked": True}, {}),
+            ('{"event": 1, "tickets_booked": ', {}),
+            ([1, 2], {}),
+            ({"event": 1, "tickets_booked": 1}, {"HTTP_IDEMPOTENCY_KEY": "abc"}),
+        ],
+        ids=["extra-field", "string-id", "zero", "over-max", "huge-id", "bool", "bad-json",
+             "list", "idempotency-key"],
+    )  # fmt: skip
+    def test_unusual_requests_go_to_the_regular_view(
+        self,
+        middleware: FastBookingMiddleware,
+        regular: RegularPath,
+        customer: Caller,
+        body: Any,
+        headers: dict[str, str],
+    ) -> None:
+        assert middleware(post(customer, body, **headers)).status_code == 299
+        assert regular.calls == 1
+        assert not Booking.objects.exists()
+
+    def test_bad_tokens_go_to_the_regular_view(
+        self, middleware: FastBookingMiddleware, regular: RegularPath
+    ) -> None:
+        forged = Caller(id=uuid.uuid4(), role="customer", token="eyJhbGciOiJub25lIn0.e30.")
+        assert middleware(post(forged, {"event": 1, "tickets_booked": 1})).status_code == 299
+        request = RequestFactory().post(
+            "/api/bookings/",
+            data='{"event": 1, "tickets_booked": 1}',
+            content_type="application/json",
+        )
+        assert middleware(request).status_code == 299
+        assert regular.calls == 2
+
+    def test_events_the_regular_view_must_explain(
+        self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
+    ) -> None:
+        canceled = make_event(total_tickets=5)
+        Event.objects.filter(pk=canceled.pk).update(status=EventStatus.CANCELED)
+        past = make_event(total_tickets=5)
+        Event.objects.filter(pk=past.pk).update(date=dt.date(2000, 1, 1))
+        for event_id in (canceled.pk, past.pk, 999_999):
+            response = middleware(post(customer, {"event": event_id, "tickets_booked": 1}))
+            assert response.status_code == 299
+        assert regular.calls == 3
+        assert not Booking.objects.exists()
+
+    def test_other_paths_and_methods_pass_through(
+        self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
+    ) -> None:
+        event = make_event(total_tickets=5)
+        middleware(post(customer, {"event": event.pk, "tickets_booked": 1}, path="/api/payments/"))
+        middleware(RequestFactory().get("/api/bookings/"))
+        assert regular.calls == 2
+
+    def test_create_alias_path(self, middleware: FastBookingMiddleware, customer: Caller) -> None:
+        event = make_event(total_tickets=5)
+        for path in ("/api/bookings", "/api/bookings/create", "/api/bookings/create/"):
+            response = middleware(
+                post(customer, {"event": event.pk, "tickets_booked": 1}, path=path)
+            )
+            assert response.status_code == 201
+
+
+@pytest.mark.django_db
+class TestSoldOutCache:
+    def test_not_remembered_past_the_first_hold_expiry(self, customer: Caller) -> None:
+        clock = [100.0]
+        batcher = TicketBatcher(clock=lambda: clock[0])
+        event = make_event(total_tickets=2)
+        held = batcher.book(event_id=event.pk, tickets=2, user_id=customer.id)
+        assert isinstance(held, Booking)
+        remaining = batcher._sold_out_until[event.pk] - clock[0]
+        hold_left = (held.expires_at - timezone.now()).total_seconds()
+        assert 0 < remaining <= min(1.0, hold_left) + 0.01
+
+    def test_sold_out_is_remembered_then_forgotten(self, customer: Caller, settings: Any) -> None:
+        settings.BOOKING_SOLDOUT_CACHE_SECONDS = 5.0
+        clock = [100.0]
+        batcher = TicketBatcher(clock=lambda: clock[0])
+        event = make_event(total_tickets=2)
+        first = batcher.book(event_id=event.pk, tickets=2, user_id=customer.id)
+        assert isinstance(first, Booking)
+        booking_cancel(booking_id=first.pk, actor=Actor(id=customer.id, is_admin=False))
+        # Within the cache time the released tickets are not seen...
+        assert batcher.book(event_id=event.pk, tickets=1, user_id=customer.id).available == 0
+        # ...after it they are.
+        clock[0] += 5.1
+        assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+
+    def test_expired_holds_send_refusals_to_the_regular_view(
+        self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
+    ) -> None:
+        event = make_event(total_tickets=2)
+        assert (
+            middleware(post(customer, {"event": event.pk, "tickets_booked": 2})).status_code == 201
+        )
+        # The hold expires right away (the sold-out memory must not outlive it).
+        Booking.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+        middleware.batcher._sold_out_until.clear()
+        # The regular view releases the expired hold and books; here it is only counted.
+        assert (
+            middleware(post(customer, {"event": event.pk, "tickets_booked": 1})).status_code == 299
+        )
+        assert regular.calls == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_buyers_share_transactions_and_never_oversell(
+    new_caller: Callable[[str], Caller], settings: Any
+) -> None:
+    settings.BOOKING_SOLDOUT_CACHE_SECONDS = 1.0
+    regular = RegularPath()
+    middleware = FastBookingMiddleware(regular)
+    event = make_event(total_tickets=30)
+    buyers = [new_caller("customer") for _ in range(60)]
+    transactions = Counter[str]()
+    barrier = threading.Barrier(len(buyers))
+    statuses: list[int] = [0] * len(buyers)
+    original_run = middleware.batcher._run
+
+    def counting_run(event_id: int, batch: list[Any]) -> None:
+        transactions["batches"] += 1
+        transactions["asks"] += len(batch)
+        original_run(event_id, batch)
+
+    middleware.batcher._run = counting_run  # type: ignore[method-assign]
+
+    def buy(index: int) -> None:
+        try:
+            barrier.wait(30)
+            request = post(buyers[index], {"event": event.pk, "tickets_booked": 1})
+            statuses[index] = middleware(request).status_code
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=buy, args=(i,)) for i in range(len(buyers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert Counter(statuses) == {201: 30, 409: 30}
+    assert regular.calls == 0
+    event.refresh_from_db()
+    assert event.available_tickets == 0
+    assert Booking.objects.filter(event=event).count() == 30
+    inventory = event_inventory(event_id=event.pk)
+    assert inventory is not None
+    assert inventory.total == inventory.available + inventory.held + inventory.sold
+    # Requests that queued while a transaction ran were granted together.
+    assert transactions["batches"] < transactions["asks"]
