@@ -28,7 +28,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from servicekit.bus import BusUnavailableError, SyncBus, backoff_delay
+from servicekit.bus import BusUnavailableError, OutgoingMessage, SyncBus, backoff_delay
 from servicekit.outbox.health import check_outbox_lag
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.services import NOTIFY_CHANNEL, outbox_envelope
@@ -75,33 +75,40 @@ class OutboxRelay:
             )
             if not events:
                 return 0
-            sent_ids: list[int] = []
-            failure: tuple[OutboxEvent, BusUnavailableError] | None = None
-            # Publish in order and stop at the first failure, so a broker outage costs one
-            # timeout per batch rather than one per event.
-            for event in events:
-                try:
-                    self.bus.publish(
+            # Pipelined: the batch is written in order and its acknowledgements awaited
+            # together, so a broker outage costs one timeout per batch, not one per event.
+            results = self.bus.publish_many(
+                [
+                    OutgoingMessage(
                         event_type=event.type,
                         payload=envelope_bytes(event),
                         msg_id=str(event.event_id),
-                        timeout=self.options.publish_timeout,
                     )
-                except BusUnavailableError as exc:
-                    failure = (event, exc)
-                    break
-                sent_ids.append(event.pk)
+                    for event in events
+                ],
+                timeout=self.options.publish_timeout,
+            )
+            sent_ids = [
+                event.pk
+                for event, result in zip(events, results, strict=True)
+                if not isinstance(result, BusUnavailableError)
+            ]
+            failures = [
+                (event, result)
+                for event, result in zip(events, results, strict=True)
+                if isinstance(result, BusUnavailableError)
+            ]
             if sent_ids:
                 OutboxEvent.objects.filter(pk__in=sent_ids).update(
                     sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
                 )
-            if failure is not None:
-                OutboxEvent.objects.filter(pk=failure[0].pk).update(
-                    attempts=F("attempts") + 1, last_error=str(failure[1])[:2000]
+            for event, error in failures:
+                OutboxEvent.objects.filter(pk=event.pk).update(
+                    attempts=F("attempts") + 1, last_error=str(error)[:2000]
                 )
         self.published_total += len(sent_ids)
-        if failure is not None:
-            raise failure[1]
+        if failures:
+            raise failures[0][1]
         return len(sent_ids)
 
     def drain(self) -> int:
@@ -159,10 +166,15 @@ class OutboxRelay:
         if listen is None:
             stop.wait(self.options.poll_interval)
             return
+        deadline = time.monotonic() + self.options.poll_interval
         try:
-            # Returns at the first NOTIFY, or after the polling interval.
-            for _notify in listen.notifies(timeout=self.options.poll_interval, stop_after=1):
-                pass
+            # Returns at the first NOTIFY, after the polling interval, or soon after `stop`.
+            while not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                for _notify in listen.notifies(timeout=min(remaining, 0.5), stop_after=1):
+                    return
         except psycopg.Error as exc:
             logger.info("outbox relay: LISTEN connection lost (%s); polling", exc)
             self._close_listen()
