@@ -24,6 +24,9 @@ DATABASES = {"default": database_from_env()}
 
 # A pending booking holds its inventory this long; then it expires and the inventory returns.
 BOOKING_HOLD_SECONDS = env_int("BOOKING_HOLD_SECONDS", 600)
+# How long the batched booking path remembers that an event is sold out (see
+# booking_service.bookings.fastpath).
+BOOKING_SOLDOUT_CACHE_SECONDS = float(env_str("BOOKING_SOLDOUT_CACHE_SECONDS", "1.0"))
 # At most this many tickets in one booking.
 BOOKING_MAX_TICKETS = env_int("BOOKING_MAX_TICKETS", 10)
 # Prices are in this currency (ISO 4217).
@@ -33,6 +36,8 @@ BOOKING_MAX_PRICE = Decimal("1000000")
 PAYMENT_PROVIDER = env_str(
     "PAYMENT_PROVIDER", "booking_service.payments.providers.SandboxPaymentProvider"
 )
+# A payment still `pending` after this long was interrupted; the sweeper settles it.
+PAYMENT_PENDING_TIMEOUT_SECONDS = env_int("PAYMENT_PENDING_TIMEOUT_SECONDS", 120)
 # Sweeper period (release_expired_holds --loop).
 BOOKING_SWEEP_INTERVAL_SECONDS = env_int("BOOKING_SWEEP_INTERVAL_SECONDS", 5)
 

@@ -33,6 +33,9 @@ class Payment(models.Model):
     provider = models.CharField(max_length=32)
     provider_reference = models.CharField(max_length=128, blank=True, default="")
     provider_idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True)
+    # The provider's single-use token (never card data), kept so a payment interrupted by a
+    # crash can be asked about again with the same idempotency key.
+    payment_token = models.CharField(max_length=255, blank=True, default="")
     failure_reason = models.CharField(max_length=64, blank=True, default="")
     retryable = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

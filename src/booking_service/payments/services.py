@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ def payment_create(
                 currency=booking.currency,
                 status=PaymentStatus.PENDING,
                 provider=provider.name,
+                payment_token=payment_token,
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -106,6 +108,14 @@ def payment_create(
     return _payment_settle(payment_id=payment.pk, result=result)
 
 
+def _outcome_of(payment: Payment) -> PaymentOutcome:
+    if payment.status == PaymentStatus.FAILED:
+        return PaymentOutcome.FAILED
+    if payment.status == PaymentStatus.SUCCESS and payment.booking.status == "confirmed":
+        return PaymentOutcome.CONFIRMED
+    return PaymentOutcome.REFUNDED
+
+
 def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
     with transaction.atomic():
         payment = (
@@ -120,6 +130,9 @@ def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
         )
         payment.booking = booking
         now = timezone.now()
+        if payment.status != PaymentStatus.PENDING:
+            # Settled meanwhile (the request and the stale-payment resolver both got here).
+            return PaymentResult(payment, _outcome_of(payment))
         if not result.succeeded:
             payment.status = PaymentStatus.FAILED
             payment.failure_reason = result.failure_reason
@@ -172,6 +185,35 @@ def payment_refund(*, payment_id: int, reason: str) -> Payment:
         payment.save(update_fields=["status", "refunded_at", "updated_at"])
         outbox_emit(event_type=PAYMENT_REFUNDED, data=payment_data(payment, reason=reason))
     return payment
+
+
+def payments_resolve_stale(*, older_than: dt.timedelta) -> int:
+    """Finish payments left `pending` (the process died while the provider was asked).
+
+    The provider is asked again with the same idempotency key, so a charge that went through
+    is reported, not repeated; then the payment settles as usual (confirmed, failed, or
+    refunded when the hold is gone). The sweeper runs this.
+    """
+    cutoff = timezone.now() - older_than
+    stale = list(
+        Payment.objects.filter(status=PaymentStatus.PENDING, updated_at__lt=cutoff).order_by("id")[
+            :100
+        ]
+    )
+    provider = get_payment_provider()
+    for payment in stale:
+        try:
+            result = provider.charge(
+                amount=payment.amount,
+                currency=payment.currency,
+                token=payment.payment_token,
+                idempotency_key=str(payment.provider_idempotency_key),
+            )
+        except Exception:
+            logger.exception("payment provider unavailable for stale payment %s", payment.pk)
+            continue
+        _payment_settle(payment_id=payment.pk, result=result)
+    return len(stale)
 
 
 def payments_refund_orphaned() -> int:

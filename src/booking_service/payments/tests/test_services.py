@@ -28,6 +28,7 @@ from booking_service.payments.services import (
     PaymentOutcome,
     payment_create,
     payments_refund_orphaned,
+    payments_resolve_stale,
 )
 from booking_service.testing import make_event
 from servicekit.outbox.models import OutboxEvent
@@ -190,3 +191,53 @@ def test_sweeper_refunds_payments_of_canceled_bookings() -> None:
     assert payments_refund_orphaned() == 1
     assert Payment.objects.get().status == PaymentStatus.REFUNDED
     assert payments_refund_orphaned() == 0
+
+
+def _crashed_payment(booking: Booking) -> Payment:
+    """What a process leaves behind when it dies while the provider is being asked."""
+    payment = Payment.objects.create(
+        booking=booking,
+        user_id=booking.user_id,
+        amount=booking.amount,
+        currency=booking.currency,
+        status=PaymentStatus.PENDING,
+        provider="sandbox",
+        payment_token="tok_visa",
+    )
+    Payment.objects.filter(pk=payment.pk).update(
+        updated_at=timezone.now() - dt.timedelta(minutes=10)
+    )
+    return payment
+
+
+def test_sweeper_settles_a_payment_left_pending_by_a_crash() -> None:
+    booking, user = hold()
+    payment = _crashed_payment(booking)
+    # While it is pending nobody else can pay the booking.
+    with pytest.raises(Conflict):
+        payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    assert payments_resolve_stale(older_than=dt.timedelta(minutes=2)) == 1
+    payment.refresh_from_db()
+    booking.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCESS
+    assert booking.status == BookingStatus.CONFIRMED
+    assert payments_resolve_stale(older_than=dt.timedelta(minutes=2)) == 0
+
+
+def test_stale_payment_of_an_expired_hold_is_refunded() -> None:
+    booking, _ = hold()
+    payment = _crashed_payment(booking)
+    Booking.objects.filter(pk=booking.pk).update(expires_at=timezone.now())
+    release_expired_holds()
+    payments_resolve_stale(older_than=dt.timedelta(minutes=2))
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.REFUNDED
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.CANCELED
+
+
+def test_recent_pending_payments_are_left_alone() -> None:
+    booking, _ = hold()
+    payment = _crashed_payment(booking)
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now())
+    assert payments_resolve_stale(older_than=dt.timedelta(minutes=2)) == 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import time
@@ -10,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
 
 from booking_service.bookings.services import release_expired_holds
-from booking_service.payments.services import payments_refund_orphaned
+from booking_service.payments.services import payments_refund_orphaned, payments_resolve_stale
 from servicekit.idempotency.services import idempotency_keys_purge
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,8 @@ class Command(BaseCommand):
     help = (
         "Expire pending bookings whose hold has ended (status canceled, cancel_reason "
         "expired), return their inventory and publish booking.expired. With --loop, keep "
-        "doing it; each round also refunds payments of canceled bookings left unrefunded "
-        "and purges old Idempotency-Key records."
+        "doing it; each round also refunds payments of canceled bookings left unrefunded, "
+        "settles payments left pending by a crash, and purges old Idempotency-Key records."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -51,12 +52,17 @@ class Command(BaseCommand):
                 close_old_connections()
                 released = release_expired_holds()
                 refunded = payments_refund_orphaned()
+                resolved = payments_resolve_stale(
+                    older_than=dt.timedelta(seconds=settings.PAYMENT_PENDING_TIMEOUT_SECONDS)
+                )
                 purged = idempotency_keys_purge()
-                if released or refunded or purged:
+                if released or refunded or resolved or purged:
                     logger.info(
-                        "sweeper: %s holds expired, %s refunds, %s idempotency keys purged",
+                        "sweeper: %s holds expired, %s refunds, %s stale payments settled, "
+                        "%s idempotency keys purged",
                         released,
                         refunded,
+                        resolved,
                         purged,
                     )
             except DatabaseError:
