@@ -90,6 +90,36 @@ def test_consumer_killed_mid_stream_makes_every_notification_exactly_once(
     assert EmailDelivery.objects.count() == total
 
 
+def test_two_consumer_processes_share_the_stream_without_doubling(
+    bus: SyncBus, bus_stream: BusConfig, tmp_path: Path
+) -> None:
+    total = 300
+    for n in range(total):
+        publish(bus, envelope("booking.confirmed", _confirmed_data(n)))
+    env = process_env(
+        bus_stream, DATABASE_URL=current_database_url(), NOTIFICATIONS_CONSUMER_BATCH="5"
+    )
+    args = ["consume_events", "--consumer", "notifications"]
+    logs = [tmp_path / "consumer-1.log", tmp_path / "consumer-2.log"]
+    consumers = [start_process("notifications_service", args, env, log) for log in logs]
+    try:
+        assert wait_until(lambda: Notification.objects.count() >= total, 60), _log(logs[0])
+        assert wait_until(lambda: _consumer_idle(bus, "notifications-notify"), 30)
+    finally:
+        for consumer in consumers:
+            stop_process(consumer)
+    assert Notification.objects.count() == total
+    assert Notification.objects.values("source_event_id").distinct().count() == total
+    handled = [
+        int(line.split("stopped: ")[1].split(" handled")[0])
+        for log in logs
+        for line in _log(log).splitlines()
+        if "consumer notifications stopped" in line
+    ]
+    assert sum(handled) == total
+    assert all(count > 0 for count in handled), handled  # both did part of the work
+
+
 def _consumer_idle(bus: SyncBus, durable: str) -> bool:
     info = bus.consumer_info(durable)
     return info.num_pending == 0 and info.num_ack_pending == 0

@@ -113,3 +113,31 @@ def test_gives_up_after_the_last_attempt(settings, smtp: SmtpRecorder) -> None:
     )
     assert _dispatch_until(lambda: EmailDelivery.objects.get().status == "failed")
     assert EmailDelivery.objects.get().attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_dispatchers_at_once_send_each_email_once(smtp: SmtpRecorder) -> None:
+    import threading
+
+    from django.db import connection
+
+    user_id = _contact("many@example.com")
+    for n in range(60):
+        notification_create(user_id=user_id, kind="message", title=f"n{n}", body="b")
+
+    def dispatcher() -> None:
+        try:
+            for _ in range(20):
+                email_deliveries_dispatch(batch_size=5)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    subjects = [str(m["Subject"]) for m in smtp.to("many@example.com")]
+    assert len(subjects) == 60
+    assert len(set(subjects)) == 60
+    assert EmailDelivery.objects.filter(status="sent").count() == 60
