@@ -22,12 +22,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import (
-    InterfaceError,
-    OperationalError,
-    close_old_connections,
-    connection,
-)
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from nats.aio.msg import Msg
 from nats.js import api
 
