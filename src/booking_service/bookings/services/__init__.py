@@ -7,17 +7,11 @@ that touches an event's counter and its bookings locks the event row first
 (`booking_service.bookings.locking`).
 """
 
-from booking_service.bookings.services.cancelation import (
-    booking_cancel,
-    bookings_cancel_for_event,
-)
+from booking_service.bookings.services.cancelation import booking_cancel, bookings_cancel_for_event
 from booking_service.bookings.services.common import Actor, NotFound, hold_expires_at
 from booking_service.bookings.services.expiry import release_expired_holds
 from booking_service.bookings.services.slots import booking_create_slot
-from booking_service.bookings.services.tickets import (
-    booking_create_tickets,
-    booking_update_tickets,
-)
+from booking_service.bookings.services.tickets import booking_create_tickets, booking_update_tickets
 
 __all__ = [
     "Actor",

@@ -9,22 +9,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from booking_service.bookings.events import (
-    BOOKING_CANCELED,
-    booking_data,
-)
+from booking_service.bookings.events import BOOKING_CANCELED, booking_data
 from booking_service.bookings.locking import lock_event
-from booking_service.bookings.models import (
-    ACTIVE_STATUSES,
-    Booking,
-    BookingStatus,
-    CancelReason,
-)
-from booking_service.bookings.services.common import (
-    Actor,
-    get_own_booking,
-    relock_booking,
-)
+from booking_service.bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, CancelReason
+from booking_service.bookings.services.common import Actor, get_own_booking, relock_booking
 from booking_service.events.models import Event
 from servicekit.outbox.services import outbox_emit
 

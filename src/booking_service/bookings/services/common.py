@@ -8,9 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from booking_service.bookings.models import (
-    Booking,
-)
+from booking_service.bookings.models import Booking
 from servicekit.problems import Problem
 
 RELEASE_BATCH = 500

@@ -9,19 +9,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from booking_service.bookings.events import (
-    BOOKING_EXPIRED,
-    booking_data,
-)
+from booking_service.bookings.events import BOOKING_EXPIRED, booking_data
 from booking_service.bookings.locking import lock_event
-from booking_service.bookings.models import (
-    Booking,
-    BookingStatus,
-    CancelReason,
-)
-from booking_service.bookings.services.common import (
-    RELEASE_BATCH,
-)
+from booking_service.bookings.models import Booking, BookingStatus, CancelReason
+from booking_service.bookings.services.common import RELEASE_BATCH
 from booking_service.events.models import Event
 from servicekit.outbox.services import outbox_emit
 

@@ -8,19 +8,9 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from booking_service.bookings.events import (
-    BOOKING_CREATED,
-    booking_data,
-)
-from booking_service.bookings.models import (
-    Booking,
-    BookingKind,
-    BookingStatus,
-)
-from booking_service.bookings.services.common import (
-    NotFound,
-    hold_expires_at,
-)
+from booking_service.bookings.events import BOOKING_CREATED, booking_data
+from booking_service.bookings.models import Booking, BookingKind, BookingStatus
+from booking_service.bookings.services.common import NotFound, hold_expires_at
 from booking_service.bookings.services.expiry import expire_locked_bookings
 from booking_service.resources.models import Resource
 from booking_service.resources.slots import slot_amount, slot_units

@@ -10,16 +10,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from booking_service.bookings.events import (
-    BOOKING_CREATED,
-    booking_data,
-)
+from booking_service.bookings.events import BOOKING_CREATED, booking_data
 from booking_service.bookings.locking import lock_event
-from booking_service.bookings.models import (
-    Booking,
-    BookingKind,
-    BookingStatus,
-)
+from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import (
     Actor,
     NotFound,
