@@ -188,3 +188,26 @@ def test_token_signed_by_another_key_is_401(organizer: Caller) -> None:
     assert response.status_code == 401
     assert response["Content-Type"] == PROBLEM
     assert not Event.objects.exists()
+
+
+def test_admin_creates_an_event_for_an_organizer(admin: Caller, organizer: Caller) -> None:
+    body = event_body(organizer_id=str(organizer.id))
+    response = admin.client().post("/api/events/", body, format="json")
+    assert response.status_code == 201
+    assert response.json()["organizer_id"] == str(organizer.id)
+    # An organizer cannot create events for someone else.
+    response = organizer.client().post(
+        "/api/events/", event_body(organizer_id=str(admin.id)), format="json"
+    )
+    assert response.json()["organizer_id"] == str(organizer.id)
+
+
+def test_total_tickets_cannot_go_below_held_and_sold(organizer: Caller, customer: Caller) -> None:
+    event = make_event(organizer_id=organizer.id, total_tickets=10)
+    customer.client().post("/api/bookings/", {"event": event.pk, "tickets_booked": 4})
+    url = f"/api/events/{event.pk}/"
+    response = organizer.client().patch(url, {"total_tickets": 3}, format="json")
+    assert response.status_code == 409
+    assert response.json()["taken_tickets"] == 4
+    response = organizer.client().patch(url, {"total_tickets": 6}, format="json")
+    assert (response.json()["total_tickets"], response.json()["available_tickets"]) == (6, 2)
