@@ -31,22 +31,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
-from booking_service.bookings.events import BOOKING_CREATED, booking_data
+from booking_service.bookings.events import BOOKING_CREATED
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import hold_expires_at
 from booking_service.events.models import Event, EventStatus
 from servicekit.auth import InvalidTokenError, get_verifier
-from servicekit.outbox.services import outbox_emit_many
+from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.services import NOTIFY_CHANNEL
 from servicekit.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 logger = logging.getLogger(__name__)
@@ -56,16 +56,71 @@ BOOKING_PATHS = frozenset(
 )
 MAX_ID = 2**63 - 1
 
-_LOCK_EVENT_SQL = f"""
-    SELECT e.available_tickets, e.status, (e.date + e.time) > (now() AT TIME ZONE 'UTC'),
-           e.organizer_id, e.name, e.price_per_ticket, e.currency, now(),
-           (SELECT min(b.expires_at) FROM {Booking._meta.db_table} b
-            WHERE b.event_id = e.id AND b.status = 'pending')
-    FROM {Event._meta.db_table} e WHERE e.id = %s FOR UPDATE OF e
-"""  # noqa: S608 (table names come from the models)
-_TAKE_SQL = (
-    f"UPDATE {Event._meta.db_table} SET available_tickets = available_tickets - %s WHERE id = %s"  # noqa: S608
+_BOOKINGS = Booking._meta.db_table
+_EVENTS = Event._meta.db_table
+_OUTBOX = OutboxEvent._meta.db_table
+
+_NEW_IDS_SQL = (
+    f"SELECT nextval(pg_get_serial_sequence('{_BOOKINGS}', 'id')) "  # noqa: S608
+    "FROM generate_series(1, %s)"
 )
+
+# One statement, so the inventory row is locked for one round trip and one commit: lock and
+# read the event, grant the asks in arrival order while the running total fits, take the
+# tickets, write the bookings and their `booking.created` events, and NOTIFY the relay.
+_BATCH_SQL = f"""
+WITH ev AS (
+    SELECT e.id, e.available_tickets, e.status, e.organizer_id, e.name, e.price_per_ticket,
+           e.currency, (e.date + e.time) > (now() AT TIME ZONE 'UTC') AS upcoming,
+           (SELECT min(b.expires_at) FROM {_BOOKINGS} b
+            WHERE b.event_id = e.id AND b.status = 'pending') AS earliest_expiry
+    FROM {_EVENTS} e WHERE e.id = %(event_id)s FOR UPDATE
+),
+ask AS (
+    SELECT a.ord, a.booking_id, a.tickets, a.user_id, a.data,
+           sum(a.tickets) OVER (ORDER BY a.ord) AS running
+    FROM unnest(%(ords)s::int[], %(ids)s::bigint[], %(tickets)s::int[], %(users)s::uuid[],
+                %(datas)s::jsonb[]) AS a(ord, booking_id, tickets, user_id, data)
+),
+granted AS (
+    SELECT ask.* FROM ask, ev
+    WHERE ev.status = 'active' AND ev.upcoming
+      AND (ev.earliest_expiry IS NULL OR ev.earliest_expiry > %(now)s)
+      AND ask.running <= ev.available_tickets
+),
+taken AS (
+    UPDATE {_EVENTS} e SET available_tickets = e.available_tickets - g.total
+    FROM (SELECT sum(tickets) AS total FROM granted) g
+    WHERE e.id = %(event_id)s AND g.total > 0
+    RETURNING e.available_tickets
+),
+booked AS (
+    INSERT INTO {_BOOKINGS} (id, user_id, kind, event_id, tickets_booked, status, cancel_reason,
+                             expires_at, amount, currency, created_at, updated_at)
+    SELECT g.booking_id, g.user_id, 'tickets', ev.id, g.tickets, 'pending', '',
+           %(expires_at)s, ev.price_per_ticket * g.tickets, ev.currency, %(now)s, %(now)s
+    FROM granted g, ev
+    RETURNING id
+),
+published AS (
+    INSERT INTO {_OUTBOX} (event_id, type, producer, version, occurred_at, data, attempts,
+                           last_error)
+    SELECT gen_random_uuid(), %(event_type)s, %(producer)s, 1, %(now)s,
+           g.data || jsonb_build_object(
+               'organizer_id', ev.organizer_id::text, 'event_name', ev.name,
+               'amount', (ev.price_per_ticket * g.tickets)::text, 'currency', ev.currency),
+           0, ''
+    FROM granted g, ev
+    RETURNING 1
+),
+notified AS (
+    SELECT pg_notify(%(channel)s, '') FROM (SELECT 1 FROM published LIMIT 1) p
+)
+SELECT ev.available_tickets, ev.status, ev.upcoming, ev.earliest_expiry, ev.price_per_ticket,
+       ev.currency, (SELECT array_agg(ord) FROM granted), (SELECT count(*) FROM notified),
+       (SELECT count(*) FROM booked)
+FROM ev
+"""  # noqa: S608 (table names come from the models)
 
 
 @dataclass
@@ -145,33 +200,55 @@ class TicketBatcher:
                 successor.wake.set()
 
     def _run(self, event_id: int, batch: list[_Ask]) -> None:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(_LOCK_EVENT_SQL, [event_id])
-                row = cursor.fetchone()
-            if row is None:
-                return  # unknown event: the regular view answers 404
-            available, status, upcoming, organizer_id, name, price, currency, now, earliest = row
-            expired = earliest is not None and earliest <= now
-            if status != EventStatus.ACTIVE or not upcoming:
-                return  # canceled or started: the regular view explains
-            granted: list[_Ask] = []
-            refused: list[_Ask] = []
-            left = available
-            for ask in batch:
-                if ask.tickets <= left:
-                    granted.append(ask)
-                    left -= ask.tickets
-                else:
-                    refused.append(ask)
-            for ask in refused:
-                # Expired holds may free enough: the regular view releases them and tries
-                # again. Otherwise this is a plain sold out.
-                ask.result = None if expired else SoldOut(available=left)
-            if granted:
-                self._write(
-                    event_id, granted, available - left, organizer_id, name, price, currency
-                )
+        now = timezone.now()
+        expires_at = hold_expires_at(now)
+        with connection.cursor() as cursor:
+            cursor.execute(_NEW_IDS_SQL, [len(batch)])
+            ids = [row[0] for row in cursor.fetchall()]
+            datas = [
+                orjson.dumps(_event_data(event_id, booking_id, ask, expires_at)).decode()
+                for booking_id, ask in zip(ids, batch, strict=True)
+            ]
+            cursor.execute(
+                _BATCH_SQL,
+                {
+                    "event_id": event_id,
+                    "ords": list(range(len(batch))),
+                    "ids": ids,
+                    "tickets": [ask.tickets for ask in batch],
+                    "users": [ask.user_id for ask in batch],
+                    "datas": datas,
+                    "now": now,
+                    "expires_at": expires_at,
+                    "event_type": BOOKING_CREATED,
+                    "producer": settings.SERVICE_NAME,
+                    "channel": NOTIFY_CHANNEL,
+                },
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return  # unknown event: the regular view answers 404
+        available, status, upcoming, earliest, price, currency, granted_ords, _, _ = row
+        if status != EventStatus.ACTIVE or not upcoming:
+            return  # canceled or started: the regular view explains
+        granted = set(granted_ords or [])
+        left = available - sum(batch[i].tickets for i in granted)
+        expired = earliest is not None and earliest <= now
+        for index, (booking_id, ask) in enumerate(zip(ids, batch, strict=True)):
+            if index in granted:
+                ask.result = Booking(
+                    id=booking_id, user_id=ask.user_id, kind=BookingKind.TICKETS,
+                    event_id=event_id, tickets_booked=ask.tickets,
+                    status=BookingStatus.PENDING, cancel_reason="", expires_at=expires_at,
+                    amount=price * ask.tickets, currency=currency, created_at=now,
+                    updated_at=now,
+                )  # fmt: skip
+            elif expired or ask.tickets <= left:
+                # Expired holds may free enough (the regular view releases them and tries
+                # again), or the ask fits what a larger ask before it left over.
+                ask.result = None
+            else:
+                ask.result = SoldOut(available=left)
         if left == 0 and not expired:
             # Remembered no longer than the cache time, nor past the moment the first
             # pending hold expires (its tickets come back then).
@@ -180,41 +257,26 @@ class TicketBatcher:
                 ttl = min(ttl, (earliest - now).total_seconds())
             self._sold_out_until[event_id] = self._clock() + ttl
 
-    @staticmethod
-    def _write(
-        event_id: int,
-        granted: list[_Ask],
-        taken: int,
-        organizer_id: uuid.UUID,
-        name: str,
-        price: Decimal,
-        currency: str,
-    ) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(_TAKE_SQL, [taken, event_id])
-        event = Event(
-            id=event_id, organizer_id=organizer_id, name=name, price_per_ticket=price,
-            currency=currency, status=EventStatus.ACTIVE,
-        )  # fmt: skip
-        expires_at = hold_expires_at(timezone.now())
-        bookings = Booking.objects.bulk_create(
-            [
-                Booking(
-                    user_id=ask.user_id,
-                    kind=BookingKind.TICKETS,
-                    event=event,
-                    tickets_booked=ask.tickets,
-                    status=BookingStatus.PENDING,
-                    expires_at=expires_at,
-                    amount=price * ask.tickets,
-                    currency=currency,
-                )
-                for ask in granted
-            ]
-        )
-        outbox_emit_many(events=[(BOOKING_CREATED, booking_data(b)) for b in bookings])
-        for ask, booking in zip(granted, bookings, strict=True):
-            ask.result = booking
+
+def _event_data(
+    event_id: int, booking_id: int, ask: _Ask, expires_at: dt.datetime
+) -> dict[str, Any]:
+    """`booking_data()` of the new booking, less what the statement adds from the locked
+    event row (organizer, name, amount, currency)."""
+    return {
+        "booking_id": booking_id,
+        "user_id": str(ask.user_id),
+        "kind": BookingKind.TICKETS.value,
+        "event_id": event_id,
+        "resource_id": None,
+        "resource_name": None,
+        "tickets_booked": ask.tickets,
+        "start_time": None,
+        "end_time": None,
+        "status": BookingStatus.PENDING.value,
+        "expires_at": expires_at.isoformat(),
+        "reason": None,
+    }
 
 
 _datetime = DateTimeField()
