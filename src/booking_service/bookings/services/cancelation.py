@@ -14,7 +14,7 @@ from booking_service.bookings.locking import lock_event
 from booking_service.bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, CancelReason
 from booking_service.bookings.services.common import Actor, get_own_booking, relock_booking
 from booking_service.events.models import Event
-from servicekit.outbox.services import outbox_emit
+from servicekit.outbox.services import outbox_emit_many
 
 
 def _cancel_locked(bookings: Sequence[Booking], *, reason: str, now: dt.datetime) -> list[int]:
@@ -30,7 +30,9 @@ def _cancel_locked(bookings: Sequence[Booking], *, reason: str, now: dt.datetime
         booking.status = BookingStatus.CANCELED
         booking.cancel_reason = reason
         booking.canceled_at = now
-        outbox_emit(event_type=BOOKING_CANCELED, data=booking_data(booking, reason=reason))
+    outbox_emit_many(
+        events=[(BOOKING_CANCELED, booking_data(booking, reason=reason)) for booking in bookings]
+    )
     return list(
         Payment.objects.filter(booking_id__in=ids, status=PaymentStatus.SUCCESS).values_list(
             "pk", flat=True

@@ -14,7 +14,7 @@ from booking_service.bookings.locking import lock_event
 from booking_service.bookings.models import Booking, BookingStatus, CancelReason
 from booking_service.bookings.services.common import RELEASE_BATCH
 from booking_service.events.models import Event
-from servicekit.outbox.services import outbox_emit
+from servicekit.outbox.services import outbox_emit_many
 
 
 def expire_locked_bookings(bookings: Sequence[Booking], *, now: dt.datetime) -> None:
@@ -29,9 +29,12 @@ def expire_locked_bookings(bookings: Sequence[Booking], *, now: dt.datetime) -> 
         booking.status = BookingStatus.CANCELED
         booking.cancel_reason = CancelReason.EXPIRED
         booking.canceled_at = now
-        outbox_emit(
-            event_type=BOOKING_EXPIRED, data=booking_data(booking, reason=CancelReason.EXPIRED)
-        )
+    outbox_emit_many(
+        events=[
+            (BOOKING_EXPIRED, booking_data(booking, reason=CancelReason.EXPIRED))
+            for booking in bookings
+        ]
+    )
 
 
 def release_expired_holds(*, event_id: int | None = None, now: dt.datetime | None = None) -> int:
