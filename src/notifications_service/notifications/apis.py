@@ -45,8 +45,13 @@ class NotificationOutputSerializer(serializers.ModelSerializer[Notification]):
         return obj.read_at is not None
 
 
-def _get_own(request: Request, pk: int) -> Notification:
-    notification = notification_get(user_id=str(request.user.id), notification_id=pk)
+MAX_ID = 2**63 - 1  # a bigger id cannot exist; asking the database for it is an error
+
+
+def _get_own(request: Request, pk: str) -> Notification:
+    if int(pk) > MAX_ID:
+        raise NotFound("No such notification.")
+    notification = notification_get(user_id=str(request.user.id), notification_id=int(pk))
     if notification is None:
         raise NotFound("No such notification.")
     return notification
@@ -135,7 +140,7 @@ class NotificationListApi(APIView):
 class NotificationDetailApi(APIView):
     @extend_schema(operation_id="notification_get", responses={200: NotificationOutputSerializer})
     def get(self, request: Request, pk: str) -> Response:
-        return Response(NotificationOutputSerializer(_get_own(request, int(pk))).data)
+        return Response(NotificationOutputSerializer(_get_own(request, pk)).data)
 
 
 class NotificationReadApi(APIView):
@@ -147,7 +152,7 @@ class NotificationReadApi(APIView):
         responses={200: NotificationOutputSerializer},
     )
     def post(self, request: Request, pk: str) -> Response:
-        notification = notification_mark_read(notification=_get_own(request, int(pk)))
+        notification = notification_mark_read(notification=_get_own(request, pk))
         return Response(NotificationOutputSerializer(notification).data)
 
 

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from notifications_service.notifications.apis import MAX_ID
 from notifications_service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notifications_service.webhooks.selectors import (
     webhook_delivery_list,
@@ -90,6 +91,8 @@ def _principal(request: Request) -> Principal:
 
 
 def _get_endpoint(request: Request, pk: str) -> WebhookEndpoint:
+    if int(pk) > MAX_ID:
+        raise NotFound("No such webhook.")
     endpoint = webhook_endpoint_get(principal=_principal(request), endpoint_id=int(pk))
     if endpoint is None:
         raise NotFound("No such webhook.")

@@ -74,6 +74,13 @@ def test_another_users_notification_is_not_found(customer: Caller, other_custome
     assert client.get(f"/api/notifications/{theirs.pk}/", **other_customer.auth).status_code == 200
 
 
+def test_ids_beyond_the_database_range_are_not_found(customer: Caller, organizer: Caller) -> None:
+    huge = "9" * 30
+    _is_problem(APIClient().get(f"/api/notifications/{huge}", **customer.auth), 404)
+    _is_problem(APIClient().post(f"/api/notifications/{huge}/read", **customer.auth), 404)
+    _is_problem(APIClient().get(f"/api/webhooks/{huge}", **organizer.auth), 404)
+
+
 def test_anonymous_callers_are_refused() -> None:
     _is_problem(APIClient().get("/api/notifications/"), 401)
     _is_problem(APIClient().post("/api/notification", {"user_id": "x"}), 401)
