@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from notifications_service.inbox.envelope import Envelope, parse_envelope
-from notifications_service.inbox.models import DeadLetter
+from notifications_service.inbox.models import DeadLetter, ProcessedEvent
 
 Handler = Callable[[Envelope], None]
 
@@ -84,3 +86,9 @@ def dead_letter_retry(*, dead_letter: DeadLetter, handler: Handler) -> bool:
         return False
     dead_letter.delete()
     return True
+
+
+def processed_events_prune(*, older_than_days: int) -> int:
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = ProcessedEvent.objects.filter(processed_at__lt=cutoff).delete()
+    return deleted

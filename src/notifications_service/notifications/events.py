@@ -63,16 +63,24 @@ def booking_confirmed(data: dict[str, Any]) -> Iterator[Draft]:
     )
 
 
+CANCEL_REASONS = {
+    "user": "at your request",
+    "admin": "by an administrator",
+    "expired": "because it was not paid in time",
+}
+
+
 def booking_canceled(data: dict[str, Any]) -> Iterator[Draft]:
-    if data.get("reason") == "event_canceled":
-        return
     reason = data.get("reason")
+    if reason == "event_canceled":
+        return
+    why = CANCEL_REASONS.get(str(reason), f"({reason})" if reason else "")
     yield Draft(
         user_id=str(data["user_id"]),
         title=f"Booking canceled: {_what(data)}",
         body=(
             f"Your booking #{data.get('booking_id')} for {_what(data)} was canceled"
-            + (f" ({reason})" if reason else "")
+            + (f" {why}" if why else "")
             + "."
         ),
     )

@@ -59,3 +59,20 @@ def test_retry_that_still_fails_keeps_the_letter() -> None:
     assert not Notification.objects.exists()
     with pytest.raises(CommandError, match="no dead letters"):
         call_command("dead_letters", "--retry", "999999")
+
+
+def test_prune_keeps_recent_processed_ids() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    for event_id in (old, recent):
+        ProcessedEvent.objects.create(consumer="c", event_id=event_id, event_type="t")
+    ProcessedEvent.objects.filter(event_id=old).update(
+        processed_at=timezone.now() - timedelta(days=40)
+    )
+    call_command("prune_processed_events")
+    assert list(ProcessedEvent.objects.values_list("event_id", flat=True)) == [recent]
+    with pytest.raises(CommandError):
+        call_command("prune_processed_events", "--days", "7")

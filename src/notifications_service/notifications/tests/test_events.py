@@ -66,6 +66,12 @@ def test_each_event_makes_one_notification_with_an_email(event_type: str, title:
     assert EmailDelivery.objects.filter(notification=notification, status="pending").count() == 1
 
 
+def test_cancel_reasons_are_worded_for_people() -> None:
+    user_id = str(uuid.uuid4())
+    _deliver(envelope("booking.canceled", booking(user_id, reason="user")))
+    assert "canceled at your request." in Notification.objects.get(user_id=user_id).body
+
+
 def test_redelivery_changes_nothing() -> None:
     user_id = str(uuid.uuid4())
     document = envelope("booking.confirmed", booking(user_id))
