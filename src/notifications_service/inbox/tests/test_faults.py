@@ -120,6 +120,49 @@ def test_two_consumer_processes_share_the_stream_without_doubling(
     assert all(count > 0 for count in handled), handled  # both did part of the work
 
 
+def test_database_connections_killed_under_the_consumer_lose_nothing(
+    bus: SyncBus, bus_stream: BusConfig, tmp_path: Path
+) -> None:
+    from django.db import connection
+
+    total = 400
+    for n in range(total):
+        publish(bus, envelope("booking.confirmed", _confirmed_data(n)))
+    env = process_env(
+        bus_stream,
+        DATABASE_URL=current_database_url(),
+        NOTIFICATIONS_CONSUMER_BATCH="5",
+        NOTIFICATIONS_CONSUMER_ACK_WAIT_SECONDS="3",
+    )
+    log = tmp_path / "consumer.log"
+    consumer = start_process(
+        "notifications_service", ["consume_events", "--consumer", "notifications"], env, log
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own_pid = cursor.fetchone()[0]
+    killed = 0
+    try:
+        for threshold in (50, 150, 250):
+            assert wait_until(lambda t=threshold: Notification.objects.count() >= t, 60), _log(log)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> %s",
+                    [own_pid],
+                )
+                killed += cursor.fetchone()[0]
+        assert wait_until(lambda: Notification.objects.count() >= total, 90), _log(log)
+        assert wait_until(lambda: _consumer_idle(bus, "notifications-notify"), 30), _log(log)
+        assert consumer.poll() is None
+    finally:
+        stop_process(consumer)
+    assert killed >= 3
+    assert Notification.objects.count() == total
+    assert Notification.objects.values("source_event_id").distinct().count() == total
+    assert "database error" in _log(log) or "consumer notifications:" in _log(log)
+
+
 def _consumer_idle(bus: SyncBus, durable: str) -> bool:
     info = bus.consumer_info(durable)
     return info.num_pending == 0 and info.num_ack_pending == 0
