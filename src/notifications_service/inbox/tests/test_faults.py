@@ -144,7 +144,11 @@ def test_database_connections_killed_under_the_consumer_lose_nothing(
     killed = 0
     try:
         for threshold in (50, 150, 250):
-            assert wait_until(lambda t=threshold: Notification.objects.count() >= t, 60), _log(log)
+
+            def reached(threshold: int = threshold) -> bool:
+                return Notification.objects.count() >= threshold
+
+            assert wait_until(reached, 60), _log(log)
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
