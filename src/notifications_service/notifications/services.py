@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -18,7 +18,6 @@ from django.utils import timezone
 from notifications_service.contacts.selectors import contact_get
 from notifications_service.notifications.models import EmailDelivery, Notification
 from servicekit.bus import backoff_delay
-from servicekit.problems import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class RecipientUnknownError(Exception):
     """No address yet: the contact replica has not seen the user (events may come late)."""
 
 
-def deliveries_claim_due(model: Any, *, batch_size: int, now: datetime) -> list[int]:
+def deliveries_claim_due(*, model: type[models.Model], batch_size: int, now: datetime) -> list[int]:
     """Lease up to `batch_size` due rows to this dispatcher; other dispatchers skip them.
 
     The lease is `next_attempt_at` moved forward: a dispatcher that dies mid-send leaves
@@ -131,13 +130,13 @@ def deliveries_claim_due(model: Any, *, batch_size: int, now: datetime) -> list[
     lease = timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     with transaction.atomic():
         ids = list(
-            model.objects.select_for_update(skip_locked=True)
+            model._default_manager.select_for_update(skip_locked=True)
             .filter(status="pending", next_attempt_at__lte=now)
             .order_by("next_attempt_at", "id")
             .values_list("id", flat=True)[:batch_size]
         )
         if ids:
-            model.objects.filter(id__in=ids).update(
+            model._default_manager.filter(id__in=ids).update(
                 next_attempt_at=now + lease, attempts=F("attempts") + 1
             )
     return ids
@@ -185,7 +184,7 @@ def email_deliveries_dispatch(*, batch_size: int = 50) -> DispatchResult:
     """Send the due emails once each; failures are rescheduled with backoff, not dropped."""
     result = DispatchResult()
     now = timezone.now()
-    ids = deliveries_claim_due(EmailDelivery, batch_size=batch_size, now=now)
+    ids = deliveries_claim_due(model=EmailDelivery, batch_size=batch_size, now=now)
     if not ids:
         return result
     smtp = get_connection(fail_silently=False)
@@ -231,13 +230,3 @@ def _email_failed(*, delivery: EmailDelivery, error: str, result: DispatchResult
         )
     delivery.last_error = error[:2000]
     delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
-
-
-def email_delivery_retry_now(*, delivery: EmailDelivery) -> EmailDelivery:
-    """Put a failed email back in the queue (an operator's action)."""
-    if delivery.status == EmailDelivery.Status.SENT:
-        raise Problem("This email was already sent.", code="already-sent", status_code=409)
-    delivery.status = EmailDelivery.Status.PENDING
-    delivery.next_attempt_at = timezone.now()
-    delivery.save(update_fields=["status", "next_attempt_at"])
-    return delivery

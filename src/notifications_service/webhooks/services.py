@@ -185,7 +185,7 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
 def webhook_deliveries_dispatch(*, batch_size: int = 20) -> DispatchResult:
     """POST the due deliveries; 2xx is success, anything else is retried with backoff."""
     result = DispatchResult()
-    ids = deliveries_claim_due(WebhookDelivery, batch_size=batch_size, now=timezone.now())
+    ids = deliveries_claim_due(model=WebhookDelivery, batch_size=batch_size, now=timezone.now())
     for delivery in WebhookDelivery.objects.select_related("endpoint").filter(id__in=ids):
         started = time.monotonic()
         status_code, error = _post(delivery)
