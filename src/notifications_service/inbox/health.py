@@ -27,6 +27,9 @@ async def _consumer_lag(durables: list[str], timeout: float) -> dict[str, Any]:
                 "pending": info.num_pending,
                 "unacked": info.num_ack_pending,
                 "redelivered": info.num_redelivered,
+                # Pull requests waiting at the server: 0 while messages are pending means
+                # no consumer process is running.
+                "waiting_pulls": info.num_waiting,
             }
         return lag
     finally:
