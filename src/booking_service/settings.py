@@ -18,6 +18,14 @@ INSTALLED_APPS = [
     "booking_service.payments",
 ]
 
+# The batched flash-sale path answers plain ticket holds before the rest of the stack; it
+# hands everything else on (booking_service.bookings.fastpath).
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "booking_service.bookings.fastpath.FastBookingMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
 ROOT_URLCONF = "booking_service.urls"
 WSGI_APPLICATION = "booking_service.wsgi.application"
 DATABASES = {"default": database_from_env()}

@@ -23,7 +23,7 @@ class AutoSchema(_AutoSchema):
     them would be one schema component called `Input`.
     """
 
-    def get_serializer_name(self, serializer: Any, direction: str) -> str:
+    def get_serializer_name(self, serializer: Any, direction: Any) -> str:
         cls = serializer if isinstance(serializer, type) else type(serializer)
         outer, _, inner = cls.__qualname__.rpartition(".")
         if outer and "<locals>" not in outer:

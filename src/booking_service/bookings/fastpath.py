@@ -31,16 +31,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
-from booking_service.bookings.events import BOOKING_CREATED
+from booking_service.bookings.events import BOOKING_CREATED, booking_data
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import hold_expires_at
 from booking_service.events.models import Event, EventStatus
@@ -65,61 +65,43 @@ _NEW_IDS_SQL = (
     "FROM generate_series(1, %s)"
 )
 
-# One statement, so the inventory row is locked for one round trip and one commit: lock and
-# read the event, grant the asks in arrival order while the running total fits, take the
-# tickets, write the bookings and their `booking.created` events, and NOTIFY the relay.
-_BATCH_SQL = f"""
-WITH ev AS (
-    SELECT e.id, e.available_tickets, e.status, e.organizer_id, e.name, e.price_per_ticket,
-           e.currency, (e.date + e.time) > (now() AT TIME ZONE 'UTC') AS upcoming,
+# The inventory row is locked for two short statements and the commit: lock and read the
+# event, then (after the grants are decided) take the tickets and write the bookings, their
+# `booking.created` events and the relay's NOTIFY in one statement. The UPDATE is itself
+# conditional and every INSERT depends on it, so even a wrong decision could not oversell.
+_LOCK_SQL = f"""
+    SELECT e.available_tickets, e.status, (e.date + e.time) > (now() AT TIME ZONE 'UTC'),
+           e.organizer_id, e.name, e.price_per_ticket, e.currency, now(),
            (SELECT min(b.expires_at) FROM {_BOOKINGS} b
-            WHERE b.event_id = e.id AND b.status = 'pending') AS earliest_expiry
-    FROM {_EVENTS} e WHERE e.id = %(event_id)s FOR UPDATE
-),
-ask AS (
-    SELECT a.ord, a.booking_id, a.tickets, a.user_id, a.data,
-           sum(a.tickets) OVER (ORDER BY a.ord) AS running
-    FROM unnest(%(ords)s::int[], %(ids)s::bigint[], %(tickets)s::int[], %(users)s::uuid[],
-                %(datas)s::jsonb[]) AS a(ord, booking_id, tickets, user_id, data)
-),
-granted AS (
-    SELECT ask.* FROM ask, ev
-    WHERE ev.status = 'active' AND ev.upcoming
-      AND (ev.earliest_expiry IS NULL OR ev.earliest_expiry > %(now)s)
-      AND ask.running <= ev.available_tickets
-),
-taken AS (
-    UPDATE {_EVENTS} e SET available_tickets = e.available_tickets - g.total
-    FROM (SELECT sum(tickets) AS total FROM granted) g
-    WHERE e.id = %(event_id)s AND g.total > 0
-    RETURNING e.available_tickets
+            WHERE b.event_id = e.id AND b.status = 'pending')
+    FROM {_EVENTS} e WHERE e.id = %s FOR UPDATE
+"""  # noqa: S608 (table names come from the models)
+
+_WRITE_SQL = f"""
+WITH taken AS (
+    UPDATE {_EVENTS} SET available_tickets = available_tickets - %(total)s
+    WHERE id = %(event_id)s AND available_tickets >= %(total)s
+    RETURNING id
 ),
 booked AS (
     INSERT INTO {_BOOKINGS} (id, user_id, kind, event_id, tickets_booked, status, cancel_reason,
                              expires_at, amount, currency, created_at, updated_at)
-    SELECT g.booking_id, g.user_id, 'tickets', ev.id, g.tickets, 'pending', '',
-           %(expires_at)s, ev.price_per_ticket * g.tickets, ev.currency, %(now)s, %(now)s
-    FROM granted g, ev
-    RETURNING id
+    SELECT a.id, a.user_id, 'tickets', taken.id, a.tickets, 'pending', '', %(expires_at)s,
+           a.amount, %(currency)s, %(now)s, %(now)s
+    FROM unnest(%(ids)s::bigint[], %(users)s::uuid[], %(tickets)s::int[],
+                %(amounts)s::numeric[]) AS a(id, user_id, tickets, amount), taken
+    RETURNING 1
 ),
 published AS (
     INSERT INTO {_OUTBOX} (event_id, type, producer, version, occurred_at, data, attempts,
                            last_error)
-    SELECT gen_random_uuid(), %(event_type)s, %(producer)s, 1, %(now)s,
-           g.data || jsonb_build_object(
-               'organizer_id', ev.organizer_id::text, 'event_name', ev.name,
-               'amount', (ev.price_per_ticket * g.tickets)::text, 'currency', ev.currency),
-           0, ''
-    FROM granted g, ev
+    SELECT o.event_id, %(event_type)s, %(producer)s, 1, %(now)s, o.data, 0, ''
+    FROM unnest(%(event_ids)s::uuid[], %(datas)s::jsonb[]) AS o(event_id, data), taken
     RETURNING 1
 ),
-notified AS (
-    SELECT pg_notify(%(channel)s, '') FROM (SELECT 1 FROM published LIMIT 1) p
-)
-SELECT ev.available_tickets, ev.status, ev.upcoming, ev.earliest_expiry, ev.price_per_ticket,
-       ev.currency, (SELECT array_agg(ord) FROM granted), (SELECT count(*) FROM notified),
-       (SELECT count(*) FROM booked)
-FROM ev
+notified AS (SELECT pg_notify(%(channel)s, '') FROM taken)
+SELECT (SELECT count(*) FROM booked), (SELECT count(*) FROM published),
+       (SELECT count(*) FROM notified)
 """  # noqa: S608 (table names come from the models)
 
 
@@ -200,54 +182,29 @@ class TicketBatcher:
                 successor.wake.set()
 
     def _run(self, event_id: int, batch: list[_Ask]) -> None:
-        now = timezone.now()
-        expires_at = hold_expires_at(now)
         with connection.cursor() as cursor:
             cursor.execute(_NEW_IDS_SQL, [len(batch)])
             ids = [row[0] for row in cursor.fetchall()]
-            datas = [
-                orjson.dumps(_event_data(event_id, booking_id, ask, expires_at)).decode()
-                for booking_id, ask in zip(ids, batch, strict=True)
-            ]
-            cursor.execute(
-                _BATCH_SQL,
-                {
-                    "event_id": event_id,
-                    "ords": list(range(len(batch))),
-                    "ids": ids,
-                    "tickets": [ask.tickets for ask in batch],
-                    "users": [ask.user_id for ask in batch],
-                    "datas": datas,
-                    "now": now,
-                    "expires_at": expires_at,
-                    "event_type": BOOKING_CREATED,
-                    "producer": settings.SERVICE_NAME,
-                    "channel": NOTIFY_CHANNEL,
-                },
-            )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_LOCK_SQL, [event_id])
             row = cursor.fetchone()
-        if row is None:
-            return  # unknown event: the regular view answers 404
-        available, status, upcoming, earliest, price, currency, granted_ords, _, _ = row
-        if status != EventStatus.ACTIVE or not upcoming:
-            return  # canceled or started: the regular view explains
-        granted = set(granted_ords or [])
-        left = available - sum(batch[i].tickets for i in granted)
-        expired = earliest is not None and earliest <= now
-        for index, (booking_id, ask) in enumerate(zip(ids, batch, strict=True)):
-            if index in granted:
-                ask.result = Booking(
-                    id=booking_id, user_id=ask.user_id, kind=BookingKind.TICKETS,
-                    event_id=event_id, tickets_booked=ask.tickets,
-                    status=BookingStatus.PENDING, cancel_reason="", expires_at=expires_at,
-                    amount=price * ask.tickets, currency=currency, created_at=now,
-                    updated_at=now,
-                )  # fmt: skip
-            elif expired or ask.tickets <= left:
-                # Expired holds may free enough (the regular view releases them and tries
-                # again), or the ask fits what a larger ask before it left over.
-                ask.result = None
-            else:
+            if row is None:
+                return  # unknown event: the regular view answers 404
+            available, status, upcoming, organizer_id, name, price, currency, now, earliest = row
+            if status != EventStatus.ACTIVE or not upcoming:
+                return  # canceled or started: the regular view explains
+            expired = earliest is not None and earliest <= now
+            granted: list[tuple[int, _Ask]] = []
+            left = available
+            if not expired:  # expired holds are released by the regular view first
+                for booking_id, ask in zip(ids, batch, strict=True):
+                    if ask.tickets <= left:
+                        granted.append((booking_id, ask))
+                        left -= ask.tickets
+            if granted:
+                self._write(event_id, granted, now, organizer_id, name, price, currency)
+        for ask in batch:
+            if ask.result is None and not expired:
                 ask.result = SoldOut(available=left)
         if left == 0 and not expired:
             # Remembered no longer than the cache time, nor past the moment the first
@@ -257,26 +214,65 @@ class TicketBatcher:
                 ttl = min(ttl, (earliest - now).total_seconds())
             self._sold_out_until[event_id] = self._clock() + ttl
 
-
-def _event_data(
-    event_id: int, booking_id: int, ask: _Ask, expires_at: dt.datetime
-) -> dict[str, Any]:
-    """`booking_data()` of the new booking, less what the statement adds from the locked
-    event row (organizer, name, amount, currency)."""
-    return {
-        "booking_id": booking_id,
-        "user_id": str(ask.user_id),
-        "kind": BookingKind.TICKETS.value,
-        "event_id": event_id,
-        "resource_id": None,
-        "resource_name": None,
-        "tickets_booked": ask.tickets,
-        "start_time": None,
-        "end_time": None,
-        "status": BookingStatus.PENDING.value,
-        "expires_at": expires_at.isoformat(),
-        "reason": None,
-    }
+    @staticmethod
+    def _write(
+        event_id: int,
+        granted: list[tuple[int, _Ask]],
+        now: dt.datetime,
+        organizer_id: uuid.UUID,
+        name: str,
+        price: Decimal,
+        currency: str,
+    ) -> None:
+        expires_at = hold_expires_at(now)
+        bookings = [
+            Booking(
+                id=booking_id,
+                user_id=ask.user_id,
+                kind=BookingKind.TICKETS,
+                event_id=event_id,
+                tickets_booked=ask.tickets,
+                status=BookingStatus.PENDING,
+                cancel_reason="",
+                expires_at=expires_at,
+                amount=price * ask.tickets,
+                currency=currency,
+                created_at=now,
+                updated_at=now,
+            )
+            for booking_id, ask in granted
+        ]
+        event = Event(id=event_id, organizer_id=organizer_id, name=name)
+        datas = []
+        for booking in bookings:
+            booking.event = event
+            datas.append(orjson.dumps(booking_data(booking)).decode())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _WRITE_SQL,
+                {
+                    "event_id": event_id,
+                    "total": sum(ask.tickets for _, ask in granted),
+                    "ids": [b.pk for b in bookings],
+                    "users": [b.user_id for b in bookings],
+                    "tickets": [b.tickets_booked for b in bookings],
+                    "amounts": [b.amount for b in bookings],
+                    "currency": currency,
+                    "now": now,
+                    "expires_at": expires_at,
+                    "event_ids": [uuid.uuid4() for _ in bookings],
+                    "datas": datas,
+                    "event_type": BOOKING_CREATED,
+                    "producer": settings.SERVICE_NAME,
+                    "channel": NOTIFY_CHANNEL,
+                },
+            )
+            written = cursor.fetchone()
+        if written is None or written[0] != len(bookings) or written[1] != len(bookings):
+            # The locked row disagreed with its own UPDATE: roll back, answer 503.
+            raise RuntimeError(f"batched booking of event {event_id} wrote {written}")
+        for (_, ask), booking in zip(granted, bookings, strict=True):
+            ask.result = booking
 
 
 _datetime = DateTimeField()

@@ -123,7 +123,9 @@ class Stack:
     def service_env(self, package: str, database: str) -> dict[str, str]:
         return {
             **self.env,
-            "DJANGO_SETTINGS_MODULE": f"{package}.settings",
+            "DJANGO_SETTINGS_MODULE": os.environ.get(
+                "BENCH_SETTINGS_" + package, f"{package}.settings"
+            ),
             "DATABASE_URL": self.postgres.url(database),
         }
 
@@ -145,14 +147,24 @@ class Stack:
             )
         )
 
-    def serve(self, package: str, database: str, *, workers: int, threads: int) -> str:
+    def serve(
+        self, package: str, database: str, *, workers: int, threads: int, server: str = "gunicorn"
+    ) -> str:
         port = free_port()
-        argv = [
-            sys.executable, "-m", "gunicorn", f"{package}.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads),
-            "--backlog", "2048", "--keep-alive", "30", "--log-level", "warning",
-        ]  # fmt: skip
+        if server == "granian":
+            argv = [
+                sys.executable, "-m", "granian", "--interface", "wsgi",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                "--blocking-threads", str(threads), "--backlog", "2048",
+                "--log-level", "warning", "--no-access-log", f"{package}.wsgi:application",
+            ]  # fmt: skip
+        else:
+            argv = [
+                sys.executable, "-m", "gunicorn", f"{package}.wsgi:application",
+                "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                "--worker-class", "gthread", "--threads", str(threads),
+                "--backlog", "2048", "--keep-alive", "30", "--log-level", "warning",
+            ]  # fmt: skip
         self.spawn(argv, self.service_env(package, database), f"{package}-{port}")
         base = f"http://127.0.0.1:{port}"
         wait_live(base)
@@ -459,7 +471,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--soldout-seconds", type=float, default=5.0)
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker")
+    parser.add_argument("--server", choices=["gunicorn", "granian"], default="gunicorn")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args(argv)
 
@@ -483,7 +496,13 @@ def main(argv: list[str]) -> int:
             SEED_EVENTS.format(organizer=organizer_id, count=10_000),
         )  # fmt: skip
         bases = [
-            stack.serve("booking_service", "booking", workers=args.workers, threads=args.threads)
+            stack.serve(
+                "booking_service",
+                "booking",
+                workers=args.workers,
+                threads=args.threads,
+                server=args.server,
+            )
             for _ in range(args.instances)
         ]
         stack.spawn(
@@ -503,8 +522,8 @@ def main(argv: list[str]) -> int:
 
         common = {"connections": args.connections, "tokens_file": tokens_file,
                   "workdir": stack.workdir}  # fmt: skip
-        log("warming up")
-        run_wrk(wrk, bases, "/api/whoami", mode="get", duration_s=2, **common)
+        log("warming up (every server thread opens its database connection)")
+        run_wrk(wrk, bases, f"/api/events/{event_id}/", mode="get", duration_s=3, **common)
 
         log(f"1/4 pgbench: {args.connections} clients, {args.seconds} s")
         pgbench_tps = run_pgbench(stack, clients=args.connections, seconds=args.seconds)
@@ -586,6 +605,7 @@ def main(argv: list[str]) -> int:
         "instances": args.instances,
         "workers_per_instance": args.workers,
         "threads_per_worker": args.threads,
+        "server": args.server,
         "cpu_count": os.cpu_count(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }

@@ -64,6 +64,17 @@ def test_booking_post_is_one_short_transaction(customer: Caller) -> None:
     with CaptureQueriesContext(connection) as queries:
         response = client.post("/api/bookings/", {"event": event.pk, "tickets_booked": 1})
     assert response.status_code == 201
+    # The batched path: new ids, then under the lock one read and one write statement.
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    statements = [s for s in statements if s not in {"SAVEPOINT", "RELEASE"}]  # test atomic
+    assert statements == ["SELECT", "SELECT", "WITH"]
+
+
+@pytest.mark.django_db
+def test_regular_booking_path_is_one_short_transaction(customer: Caller) -> None:
+    event = make_event(total_tickets=10)
+    with CaptureQueriesContext(connection) as queries:
+        booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=1)
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     # conditional UPDATE, booking INSERT, outbox INSERT, NOTIFY (+ savepoint bookkeeping)
     assert statements.count("UPDATE") == 1
