@@ -26,6 +26,12 @@ def jwks_url(token_issuer: TestTokenIssuer) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def _no_listing_cache(settings: Any) -> None:
+    # Tests see their own writes at once; test_list_cache turns the cache back on.
+    settings.BOOKING_EVENT_LIST_CACHE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _verify_tokens_against_test_jwks(settings: Any, jwks_url: str) -> Iterator[None]:
     settings.JWT_JWKS_URL = jwks_url
     reset_verifier()

@@ -35,6 +35,8 @@ BOOKING_HOLD_SECONDS = env_int("BOOKING_HOLD_SECONDS", 600)
 # How long the batched booking path remembers that an event is sold out (see
 # booking_service.bookings.fastpath).
 BOOKING_SOLDOUT_CACHE_SECONDS = float(env_str("BOOKING_SOLDOUT_CACHE_SECONDS", "1.0"))
+# How long a page of the public event listing is served from memory (0 turns it off).
+BOOKING_EVENT_LIST_CACHE_SECONDS = float(env_str("BOOKING_EVENT_LIST_CACHE_SECONDS", "1.0"))
 # At most this many tickets in one booking.
 BOOKING_MAX_TICKETS = env_int("BOOKING_MAX_TICKETS", 10)
 # Prices are in this currency (ISO 4217).

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, BasePermission
@@ -14,6 +16,7 @@ from booking_service.common import actor_of, not_found, path_id
 from booking_service.events.models import Event
 from booking_service.events.selectors import event_get, event_list
 from booking_service.events.services import event_cancel, event_create, event_update
+from servicekit.microcache import MicroCache
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -80,6 +83,9 @@ class EventCreateApi(APIView):
         return Response(EventOutputSerializer(event).data, status=status.HTTP_201_CREATED)
 
 
+_event_pages = MicroCache()
+
+
 class EventListCreateApi(EventCreateApi):
     class FilterSerializer(serializers.Serializer[Any]):
         q = serializers.CharField(required=False, max_length=200)
@@ -88,7 +94,13 @@ class EventListCreateApi(EventCreateApi):
         date_to = serializers.DateField(required=False)
 
     @extend_schema(parameters=[FilterSerializer], responses={200: EventOutputSerializer(many=True)})
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
+        # The listing is public and the same for everyone: a page is served from memory for
+        # BOOKING_EVENT_LIST_CACHE_SECONDS (see servicekit.microcache).
+        key = f"{request.get_host()}|{sorted(request.query_params.lists())}"
+        cached = _event_pages.get(key)
+        if cached is not None:
+            return HttpResponse(cached, content_type="application/json")
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
@@ -100,7 +112,10 @@ class EventListCreateApi(EventCreateApi):
         )
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(EventOutputSerializer(page, many=True).data)
+        data = paginator.get_paginated_response(EventOutputSerializer(page, many=True).data).data
+        body = orjson.dumps(data)
+        _event_pages.set(key, body, settings.BOOKING_EVENT_LIST_CACHE_SECONDS)
+        return HttpResponse(body, content_type="application/json")
 
 
 class EventDetailApi(APIView):
