@@ -472,7 +472,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
     parser.add_argument("--threads", type=int, default=16, help="threads per worker")
-    parser.add_argument("--server", choices=["gunicorn", "granian"], default="gunicorn")
+    parser.add_argument("--server", choices=["gunicorn", "granian"], default="granian")
+    parser.add_argument(
+        "--no-relay",
+        action="store_true",
+        help="leave the outbox relay off (events wait in the outbox; shows what it costs)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args(argv)
 
@@ -505,11 +510,12 @@ def main(argv: list[str]) -> int:
             )
             for _ in range(args.instances)
         ]
-        stack.spawn(
-            [sys.executable, "-m", "booking_service", "outbox_relay"],
-            stack.service_env("booking_service", "booking"),
-            "booking-relay",
-        )
+        if not args.no_relay:
+            stack.spawn(
+                [sys.executable, "-m", "booking_service", "outbox_relay"],
+                stack.service_env("booking_service", "booking"),
+                "booking-relay",
+            )
         sale_day = (datetime.now(UTC) + timedelta(days=400)).date().isoformat()
         event = http_json(
             "POST",
@@ -606,6 +612,7 @@ def main(argv: list[str]) -> int:
         "workers_per_instance": args.workers,
         "threads_per_worker": args.threads,
         "server": args.server,
+        "relay_running": not args.no_relay,
         "cpu_count": os.cpu_count(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
