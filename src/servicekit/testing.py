@@ -128,7 +128,7 @@ def service_process(
         port = sock.getsockname()[1]
     full_env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": f"{package}.settings"}
     argv = [
-        sys.executable, "-m", "gunicorn", f"{package}.wsgi:application",
+        sys.executable, "-m", "gunicorn", f"{package}.wsgi:application", "--no-control-socket",
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
     process = subprocess.Popen(  # noqa: S603

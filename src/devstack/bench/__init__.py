@@ -161,6 +161,7 @@ class Stack:
         else:
             argv = [
                 sys.executable, "-m", "gunicorn", f"{package}.wsgi:application",
+                "--no-control-socket",
                 "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                 "--worker-class", "gthread", "--threads", str(threads),
                 "--backlog", "2048", "--keep-alive", "30", "--log-level", "warning",

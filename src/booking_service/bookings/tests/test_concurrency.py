@@ -230,7 +230,7 @@ def two_service_processes(jwks_url: str) -> Iterator[list[str]]:
     processes = [
         subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "booking_service.wsgi:application",
+                sys.executable, "-m", "gunicorn", "booking_service.wsgi:application", "--no-control-socket",
                 "--bind", f"127.0.0.1:{port}",
                 "--workers", "1", "--threads", "8", "--worker-class", "gthread",
                 "--log-level", "warning",
