@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from servicekit.base_settings import *  # noqa: F403
-from servicekit.conf import database_from_env, env_int, env_str
+from servicekit.conf import database_from_env, env_bool, env_int, env_str
 
 SERVICE_NAME = "booking"
 
@@ -32,6 +32,9 @@ DATABASES = {"default": database_from_env()}
 
 # A pending booking holds its inventory this long; then it expires and the inventory returns.
 BOOKING_HOLD_SECONDS = env_int("BOOKING_HOLD_SECONDS", 600)
+# The batched flash-sale path for plain ticket holds; false sends every request through the
+# regular view (the benchmark's --regular-path compares the two).
+BOOKING_FAST_PATH = env_bool("BOOKING_FAST_PATH", True)
 # How long the batched booking path remembers that an event is sold out (see
 # booking_service.bookings.fastpath).
 BOOKING_SOLDOUT_CACHE_SECONDS = float(env_str("BOOKING_SOLDOUT_CACHE_SECONDS", "1.0"))

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from rest_framework.fields import DateTimeField
@@ -314,6 +315,8 @@ class FastBookingMiddleware:
     see the module docstring."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        if not settings.BOOKING_FAST_PATH:
+            raise MiddlewareNotUsed
         self.get_response = get_response
         self.batcher = TicketBatcher()
 

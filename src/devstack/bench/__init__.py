@@ -475,6 +475,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=16, help="threads per worker")
     parser.add_argument("--server", choices=["gunicorn", "granian"], default="granian")
     parser.add_argument(
+        "--regular-path",
+        action="store_true",
+        help="turn the batched booking path off (BOOKING_FAST_PATH=false) to compare",
+    )
+    parser.add_argument(
         "--no-relay",
         action="store_true",
         help="leave the outbox relay off (events wait in the outbox; shows what it costs)",
@@ -485,6 +490,8 @@ def main(argv: list[str]) -> int:
     wrk = ensure_wrk()
     started = time.monotonic()
     with bench_stack() as stack:
+        if args.regular_path:
+            stack.env["BOOKING_FAST_PATH"] = "false"
         log("migrating")
         stack.manage("users_service", "users", "migrate", "--noinput")
         stack.manage("booking_service", "booking", "migrate", "--noinput")
@@ -614,6 +621,7 @@ def main(argv: list[str]) -> int:
         "threads_per_worker": args.threads,
         "server": args.server,
         "relay_running": not args.no_relay,
+        "fast_path": not args.regular_path,
         "cpu_count": os.cpu_count(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }

@@ -291,3 +291,11 @@ def test_independent_batchers_racing_with_cancelations(settings: Any) -> None:
     assert inventory is not None
     assert inventory.available >= 0
     assert inventory.total == inventory.available + inventory.held + inventory.sold
+
+
+def test_the_fast_path_can_be_turned_off(settings: Any) -> None:
+    from django.core.exceptions import MiddlewareNotUsed
+
+    settings.BOOKING_FAST_PATH = False
+    with pytest.raises(MiddlewareNotUsed):
+        FastBookingMiddleware(RegularPath())
