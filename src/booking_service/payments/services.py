@@ -143,7 +143,15 @@ def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
         payment.status = PaymentStatus.SUCCESS
         payment.provider_reference = result.reference
         payment.save(update_fields=["status", "provider_reference", "updated_at"])
-        confirmable = booking.status == BookingStatus.PENDING and booking.expires_at > now
+        # The booking must still be what was charged for: pending, unexpired, and at the
+        # amount paid (its ticket count cannot change while a payment is live, but the price
+        # check makes a mismatch a refund, never a confirmation at the wrong price).
+        confirmable = (
+            booking.status == BookingStatus.PENDING
+            and booking.expires_at > now
+            and payment.amount == booking.amount
+            and payment.currency == booking.currency
+        )
         if confirmable:
             booking.status = BookingStatus.CONFIRMED
             booking.confirmed_at = now
@@ -151,8 +159,10 @@ def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
             outbox_emit(event_type=PAYMENT_SUCCEEDED, data=payment_data(payment))
             outbox_emit(event_type=BOOKING_CONFIRMED, data=booking_data(booking))
             return PaymentResult(payment, PaymentOutcome.CONFIRMED)
-    # The hold ended while the provider was charging: give the money back.
-    refunded = payment_refund(payment_id=payment.pk, reason="hold_expired")
+    # The hold ended (or the booking changed) while the provider was charging: give the
+    # money back.
+    reason = "hold_expired" if booking.amount == payment.amount else "amount_changed"
+    refunded = payment_refund(payment_id=payment.pk, reason=reason)
     return PaymentResult(refunded, PaymentOutcome.REFUNDED)
 
 
@@ -163,12 +173,18 @@ def payment_refund(*, payment_id: int, reason: str) -> Payment:
     if payment.status != PaymentStatus.SUCCESS:
         return payment
     provider = get_payment_provider()
-    result = provider.refund(
-        reference=payment.provider_reference,
-        amount=payment.amount,
-        currency=payment.currency,
-        idempotency_key=f"refund-{payment.provider_idempotency_key}",
-    )
+    try:
+        result = provider.refund(
+            reference=payment.provider_reference,
+            amount=payment.amount,
+            currency=payment.currency,
+            idempotency_key=f"refund-{payment.provider_idempotency_key}",
+        )
+    except Exception:
+        # The change that asked for the refund has committed; the sweeper's orphan round
+        # retries (payments_refund_orphaned), with the same idempotency key.
+        logger.exception("payment provider failed to refund payment %s", payment.pk)
+        return payment
     if not result.succeeded:
         logger.error("refund of payment %s failed: %s", payment.pk, result.failure_reason)
         return payment
@@ -212,7 +228,10 @@ def payments_resolve_stale(*, older_than: dt.timedelta) -> int:
         except Exception:
             logger.exception("payment provider unavailable for stale payment %s", payment.pk)
             continue
-        _payment_settle(payment_id=payment.pk, result=result)
+        try:
+            _payment_settle(payment_id=payment.pk, result=result)
+        except Exception:
+            logger.exception("settling stale payment %s failed", payment.pk)
     return len(stale)
 
 
@@ -225,5 +244,8 @@ def payments_refund_orphaned() -> int:
         ).values_list("pk", flat=True)[:500]
     )
     for payment_id in ids:
-        payment_refund(payment_id=payment_id, reason="booking_canceled")
+        try:
+            payment_refund(payment_id=payment_id, reason="booking_canceled")
+        except Exception:
+            logger.exception("refunding orphaned payment %s failed", payment_id)
     return len(ids)

@@ -131,6 +131,12 @@ def booking_update_tickets(*, booking_id: int, actor: Actor, tickets_booked: int
             raise Conflict("Only a pending booking can change.", code="booking-not-pending")
         if booking.expires_at <= timezone.now():
             raise Conflict("The hold has expired.", code="hold-expired")
+        if booking.payments.filter(status__in=["pending", "success"]).exists():
+            # The amount being charged is the amount the booking keeps.
+            raise Conflict(
+                "A payment of this booking is in progress; it cannot change now.",
+                code="payment-in-progress",
+            )
         delta = tickets_booked - booking.tickets_booked
         if delta == 0:
             return booking

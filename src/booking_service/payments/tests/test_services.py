@@ -15,6 +15,7 @@ from booking_service.bookings.services import (
     NotFound,
     booking_cancel,
     booking_create_tickets,
+    booking_update_tickets,
     release_expired_holds,
 )
 from booking_service.events.selectors import event_inventory
@@ -241,3 +242,57 @@ def test_recent_pending_payments_are_left_alone() -> None:
     payment = _crashed_payment(booking)
     Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now())
     assert payments_resolve_stale(older_than=dt.timedelta(minutes=2)) == 0
+
+
+class ResizingSandbox(SandboxPaymentProvider):
+    """While the gateway charges, the booking's amount changes underneath (as a concurrent
+    ticket-count change that slipped past its guard would do)."""
+
+    def charge(
+        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult:
+        Booking.objects.update(tickets_booked=10, amount=Decimal("150.00"))
+        return super().charge(
+            amount=amount, currency=currency, token=token, idempotency_key=idempotency_key
+        )
+
+
+def test_a_charge_for_another_amount_never_confirms(settings: Any) -> None:
+    settings.PAYMENT_PROVIDER = f"{__name__}.ResizingSandbox"
+    booking, user = hold(tickets=1)
+    result = payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    assert result.outcome == PaymentOutcome.REFUNDED
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.PENDING
+    assert OutboxEvent.objects.get(type="payment.refunded").data["reason"] == "amount_changed"
+    assert not OutboxEvent.objects.filter(type="booking.confirmed").exists()
+
+
+def test_ticket_count_cannot_change_while_a_payment_is_live() -> None:
+    booking, user = hold(tickets=1)
+    _crashed_payment(booking)  # a pending payment: the gateway is being asked
+    with pytest.raises(Conflict) as raised:
+        booking_update_tickets(booking_id=booking.pk, actor=Actor(id=user), tickets_booked=5)
+    assert raised.value.problem_code == "payment-in-progress"
+    booking.refresh_from_db()
+    assert (booking.tickets_booked, booking.amount) == (1, Decimal("15.00"))
+
+
+class RefundOutageSandbox(SandboxPaymentProvider):
+    def refund(
+        self, *, reference: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        raise ConnectionError("gateway unreachable")
+
+
+def test_a_refund_outage_does_not_fail_the_cancelation(settings: Any) -> None:
+    booking, user = hold()
+    payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+    settings.PAYMENT_PROVIDER = f"{__name__}.RefundOutageSandbox"
+    canceled = booking_cancel(booking_id=booking.pk, actor=Actor(id=user))
+    assert canceled.status == BookingStatus.CANCELED
+    assert Payment.objects.get().status == PaymentStatus.SUCCESS  # not refunded yet
+    assert payments_refund_orphaned() == 1  # the sweeper survives the outage too
+    settings.PAYMENT_PROVIDER = "booking_service.payments.providers.SandboxPaymentProvider"
+    payments_refund_orphaned()
+    assert Payment.objects.get().status == PaymentStatus.REFUNDED

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError, close_old_connections
+from django.db import close_old_connections
 
 from booking_service.bookings.services import release_expired_holds
 from booking_service.payments.services import payments_refund_orphaned, payments_resolve_stale
@@ -65,8 +65,9 @@ class Command(BaseCommand):
                         resolved,
                         purged,
                     )
-            except DatabaseError:
-                # The database restarting is no reason to die; try again next round.
+            except Exception:
+                # A database restart or a payment provider outage is no reason to die: the
+                # next round tries again.
                 logger.exception("sweeper round failed")
             deadline = time.monotonic() + options["interval"]
             while not stopping and time.monotonic() < deadline:
