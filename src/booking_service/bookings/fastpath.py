@@ -39,6 +39,7 @@ from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
 from booking_service.bookings.events import BOOKING_CREATED, booking_data
@@ -71,11 +72,16 @@ _NEW_IDS_SQL = (
 # `booking.created` events and the relay's NOTIFY in one statement. The UPDATE is itself
 # conditional and every INSERT depends on it, so even a wrong decision could not oversell.
 _LOCK_SQL = f"""
-    SELECT e.available_tickets, e.status, (e.date + e.time) > (now() AT TIME ZONE 'UTC'),
-           e.organizer_id, e.name, e.price_per_ticket, e.currency, now(),
-           (SELECT min(b.expires_at) FROM {_BOOKINGS} b
-            WHERE b.event_id = e.id AND b.status = 'pending')
-    FROM {_EVENTS} e WHERE e.id = %s FOR UPDATE
+    SELECT available_tickets, status, (date + time) > (clock_timestamp() AT TIME ZONE 'UTC'),
+           organizer_id, name, price_per_ticket, currency
+    FROM {_EVENTS} WHERE id = %s FOR UPDATE
+"""  # noqa: S608 (table names come from the models)
+
+# Read after the lock (and after this batch's own writes), in a statement of its own so its
+# snapshot is fresh: when the first pending hold of the event expires, and the time now.
+_EARLIEST_EXPIRY_SQL = f"""
+    SELECT clock_timestamp(), min(expires_at) FROM {_BOOKINGS}
+    WHERE event_id = %s AND status = 'pending'
 """  # noqa: S608 (table names come from the models)
 
 _WRITE_SQL = f"""
@@ -191,25 +197,32 @@ class TicketBatcher:
             row = cursor.fetchone()
             if row is None:
                 return  # unknown event: the regular view answers 404
-            available, status, upcoming, organizer_id, name, price, currency, now, earliest = row
+            available, status, upcoming, organizer_id, name, price, currency = row
             if status != EventStatus.ACTIVE or not upcoming:
                 return  # canceled or started: the regular view explains
-            expired = earliest is not None and earliest <= now
             granted: list[tuple[int, _Ask]] = []
+            refused: list[_Ask] = []
             left = available
-            if not expired:  # expired holds are released by the regular view first
-                for booking_id, ask in zip(ids, batch, strict=True):
-                    if ask.tickets <= left:
-                        granted.append((booking_id, ask))
-                        left -= ask.tickets
+            for booking_id, ask in zip(ids, batch, strict=True):
+                if ask.tickets <= left:
+                    granted.append((booking_id, ask))
+                    left -= ask.tickets
+                else:
+                    refused.append(ask)
             if granted:
-                self._write(event_id, granted, now, organizer_id, name, price, currency)
-        for ask in batch:
-            if ask.result is None and not expired:
-                ask.result = SoldOut(available=left)
+                self._write(event_id, granted, timezone.now(), organizer_id, name, price, currency)
+            if not refused and left > 0:
+                return
+            cursor.execute(_EARLIEST_EXPIRY_SQL, [event_id])
+            now, earliest = cursor.fetchone() or (timezone.now(), None)
+        # Refused while expired holds wait for release: the regular view releases them and
+        # tries again. Otherwise the tickets are really gone.
+        expired = earliest is not None and earliest <= now
+        for ask in refused:
+            ask.result = None if expired else SoldOut(available=left)
         if left == 0 and not expired:
             # Remembered no longer than the cache time, nor past the moment the first
-            # pending hold expires (its tickets come back then).
+            # pending hold (this batch's included) expires and its tickets come back.
             ttl = float(settings.BOOKING_SOLDOUT_CACHE_SECONDS)
             if earliest is not None:
                 ttl = min(ttl, (earliest - now).total_seconds())

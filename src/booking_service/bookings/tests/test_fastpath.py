@@ -7,13 +7,14 @@ import datetime as dt
 import json
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from django.utils import timezone
@@ -178,6 +179,25 @@ class TestSoldOutCache:
         hold_left = (held.expires_at - timezone.now()).total_seconds()
         assert 0 < remaining <= min(1.0, hold_left) + 0.01
 
+    def test_not_remembered_past_the_batchs_own_holds(
+        self, customer: Caller, settings: Any
+    ) -> None:
+        settings.BOOKING_SOLDOUT_CACHE_SECONDS = 5.0
+        settings.BOOKING_HOLD_SECONDS = 1
+        clock = [100.0]
+        batcher = TicketBatcher(clock=lambda: clock[0])
+        event = make_event(total_tickets=2)
+        assert isinstance(batcher.book(event_id=event.pk, tickets=2, user_id=customer.id), Booking)
+        assert batcher._sold_out_until[event.pk] - clock[0] <= 1.0
+
+    def test_grants_what_is_free_even_while_expired_holds_wait(self, customer: Caller) -> None:
+        event = make_event(total_tickets=10)
+        batcher = TicketBatcher()
+        assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+        Booking.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+        # 9 tickets are free: the expired hold is no reason to send this elsewhere.
+        assert isinstance(batcher.book(event_id=event.pk, tickets=3, user_id=customer.id), Booking)
+
     def test_sold_out_is_remembered_then_forgotten(self, customer: Caller, settings: Any) -> None:
         settings.BOOKING_SOLDOUT_CACHE_SECONDS = 5.0
         clock = [100.0]
@@ -299,3 +319,32 @@ def test_the_fast_path_can_be_turned_off(settings: Any) -> None:
     settings.BOOKING_FAST_PATH = False
     with pytest.raises(MiddlewareNotUsed):
         FastBookingMiddleware(RegularPath())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_that_expires_during_the_lock_wait_is_not_counted(
+    customer: Caller, settings: Any
+) -> None:
+    """Expiry is judged after the row lock is granted, not when the statement began."""
+    settings.BOOKING_HOLD_SECONDS = 1
+    event = make_event(total_tickets=1)
+    batcher = TicketBatcher()
+    assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+    batcher._sold_out_until.clear()
+    locked = threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Event.objects.select_for_update().get(pk=event.pk)
+                locked.set()
+                time.sleep(1.5)  # the hold expires meanwhile
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    locked.wait(10)
+    result = batcher.book(event_id=event.pk, tickets=1, user_id=customer.id)
+    holder.join(10)
+    assert result is None  # not sold out: the regular view releases the hold and sells
