@@ -100,6 +100,9 @@ class ConsumerWorker:
         except PoisonMessageError as exc:
             self._dead_letter(subscription, msg, str(exc), deliveries, sequence)
             return
+        except Exception:  # a parsing bug must not wedge the stream: dead-letter the message
+            self._dead_letter(subscription, msg, traceback.format_exc(), deliveries, sequence)
+            return
         try:
             handled = handle_envelope(self.spec, envelope)
         except (OperationalError, InterfaceError) as exc:

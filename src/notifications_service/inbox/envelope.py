@@ -35,7 +35,8 @@ def parse_envelope(raw: bytes) -> Envelope:
         event_type = str(document["type"])
         occurred_at = datetime.fromisoformat(str(document["occurred_at"]))
         data = document["data"]
-    except (KeyError, ValueError) as exc:
+        version = int(document.get("version", 1))
+    except (KeyError, ValueError, TypeError) as exc:
         raise PoisonMessageError(f"invalid envelope: {exc!r}") from exc
     if not isinstance(data, dict):
         raise PoisonMessageError("envelope data is not an object")
@@ -46,6 +47,6 @@ def parse_envelope(raw: bytes) -> Envelope:
         type=event_type,
         occurred_at=occurred_at,
         producer=str(document.get("producer", "")),
-        version=int(document.get("version", 1)),
+        version=version,
         data=data,
     )

@@ -101,6 +101,18 @@ def test_not_an_envelope_is_dead_lettered_at_once(bus: SyncBus) -> None:
     assert worker.subscription().fetch(1, 0.5) == []
 
 
+@pytest.mark.parametrize("version", ["x", None, [1]])
+def test_an_envelope_with_a_bad_version_is_dead_lettered(bus: SyncBus, version: Any) -> None:
+    document = {**_confirmed(str(uuid.uuid4())), "version": version}
+    bus.publish(
+        event_type="booking.confirmed", payload=json.dumps(document).encode(), msg_id="bad-v"
+    )
+    worker = ConsumerWorker(bus, _spec("notifications"), FAST)
+    worker.run_once()
+    assert "invalid envelope" in DeadLetter.objects.get().error
+    assert worker.subscription().fetch(1, 0.5) == []
+
+
 def test_a_failing_handler_is_retried_then_dead_lettered_with_its_error(bus: SyncBus) -> None:
     calls: list[str] = []
 
