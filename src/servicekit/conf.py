@@ -65,5 +65,9 @@ def database_from_env(name: str = "DATABASE_URL") -> dict[str, Any]:
     options = config.setdefault("OPTIONS", {})
     if not config.get("HOST") and "host" in options:  # a Unix socket: ...?host=/path
         config["HOST"] = options.pop("host")
+    # No statement waits forever (a stuck lock holder becomes a 503, not a hung worker).
+    timeout_ms = env_int("DB_STATEMENT_TIMEOUT_MS", 30_000)
+    if timeout_ms > 0 and "options" not in options:
+        options["options"] = f"-c statement_timeout={timeout_ms}"
     config["ATOMIC_REQUESTS"] = False
     return config

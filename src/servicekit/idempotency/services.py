@@ -32,6 +32,11 @@ def request_fingerprint(body: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+def _in_flight_limit() -> dt.timedelta:
+    """A request still unanswered after this long died with its process; its key is free."""
+    return dt.timedelta(seconds=getattr(settings, "IDEMPOTENCY_IN_FLIGHT_SECONDS", 60))
+
+
 def _ttl() -> dt.timedelta:
     return dt.timedelta(seconds=getattr(settings, "IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600))
 
@@ -79,6 +84,12 @@ def idempotency_key_begin(
                     code="idempotency-key-reused",
                 ) from None
             status = existing.response_status
+            if status is None and existing.created_at <= now - _in_flight_limit():
+                # The first request's process died before answering: let this retry run.
+                IdempotencyKey.objects.filter(
+                    pk=existing.pk, response_status__isnull=True, created_at=existing.created_at
+                ).delete()
+                continue
             if status is None:
                 raise Conflict(
                     "A request with this Idempotency-Key is still being processed; retry later.",

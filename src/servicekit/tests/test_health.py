@@ -37,3 +37,12 @@ def test_whoami_needs_a_token_and_echoes_the_principal() -> None:
     forged = TestTokenIssuer(issuer="turnstile-users", audience="turnstile").token("u1")
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
     assert client.get("/api/whoami/").status_code == 401  # key not published by this service
+
+
+@pytest.mark.django_db
+def test_statements_have_a_time_limit() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("30s",)

@@ -152,3 +152,18 @@ class GatedSandbox(SandboxPaymentProvider):
         return super().charge(
             amount=amount, currency=currency, token=token, idempotency_key=idempotency_key
         )
+
+
+@pytest.mark.django_db
+def test_a_key_left_in_flight_by_a_dead_process_is_freed(customer: Caller) -> None:
+    event = make_event(total_tickets=10)
+    body = {"event": event.pk, "tickets_booked": 1}
+    first = post(customer, "/api/bookings/", body, "key-crash")
+    assert first.status_code == 201
+    # As if the process died after reserving the key and before storing the answer.
+    IdempotencyKey.objects.update(response_status=None, response_body=None)
+    assert post(customer, "/api/bookings/", body, "key-crash").status_code == 409  # in flight
+    IdempotencyKey.objects.update(created_at=timezone.now() - dt.timedelta(minutes=2))
+    retry = post(customer, "/api/bookings/", body, "key-crash")
+    assert retry.status_code == 201
+    assert post(customer, "/api/bookings/", body, "key-crash")["Idempotent-Replayed"] == "true"
