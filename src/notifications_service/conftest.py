@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 
 from devstack.paths import free_port
 from notifications_service.testing import (
@@ -19,28 +18,8 @@ from notifications_service.testing import (
     smtp_server,
     unique_bus_config,
 )
-from servicekit.auth import reset_verifier
 from servicekit.bus import BusConfig, SyncBus
-from servicekit.testing import TestTokenIssuer, serve_jwks
-
-
-@pytest.fixture(scope="session")
-def token_issuer() -> TestTokenIssuer:
-    return TestTokenIssuer(issuer=django_settings.JWT_ISSUER, audience=django_settings.JWT_AUDIENCE)
-
-
-@pytest.fixture(scope="session")
-def jwks_url(token_issuer: TestTokenIssuer) -> Iterator[str]:
-    with serve_jwks(token_issuer) as url:
-        yield url
-
-
-@pytest.fixture(autouse=True)
-def _verify_tokens_against_test_jwks(settings: Any, jwks_url: str) -> Iterator[None]:
-    settings.JWT_JWKS_URL = jwks_url
-    reset_verifier()
-    yield
-    reset_verifier()
+from servicekit.testing import TestTokenIssuer
 
 
 @pytest.fixture
