@@ -46,3 +46,19 @@ def test_statements_have_a_time_limit() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("30s",)
+
+
+@pytest.mark.django_db
+def test_a_statement_over_its_time_limit_is_a_503_problem() -> None:
+    from django.db import OperationalError, connection
+
+    from servicekit.problems import exception_handler
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 50")
+        with pytest.raises(OperationalError) as raised:
+            cursor.execute("SELECT pg_sleep(1)")
+    response = exception_handler(raised.value, {})
+    assert response is not None
+    assert response.status_code == 503
+    assert response.data["type"] == "urn:problem:busy"
