@@ -24,28 +24,3 @@ def new_caller(token_issuer: TestTokenIssuer) -> Callable[[str], Caller]:
         return make_caller(token_issuer, role)
 
     return make
-
-
-@pytest.fixture
-def customer(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("customer")
-
-
-@pytest.fixture
-def other_customer(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("customer")
-
-
-@pytest.fixture
-def organizer(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("organizer")
-
-
-@pytest.fixture
-def other_organizer(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("organizer")
-
-
-@pytest.fixture
-def admin(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("admin")

@@ -31,31 +31,6 @@ def new_caller(token_issuer: TestTokenIssuer) -> Callable[[str], Caller]:
 
 
 @pytest.fixture
-def customer(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("customer")
-
-
-@pytest.fixture
-def other_customer(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("customer")
-
-
-@pytest.fixture
-def organizer(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("organizer")
-
-
-@pytest.fixture
-def admin(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("admin")
-
-
-@pytest.fixture
-def service(new_caller: Callable[[str], Caller]) -> Caller:
-    return new_caller("service")
-
-
-@pytest.fixture
 def bus_stream(settings: Any) -> Iterator[BusConfig]:
     """A fresh stream for this test; in-process code and child processes both use it."""
     config = unique_bus_config()

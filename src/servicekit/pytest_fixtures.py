@@ -3,7 +3,7 @@ see pyproject.toml): real signed tokens, checked against a JWKS served over real
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -30,3 +30,35 @@ def verify_tokens_against_test_jwks(settings: Any, jwks_url: str) -> Iterator[No
     reset_verifier()
     yield
     reset_verifier()
+
+
+# Callers by role. A service's conftest provides `new_caller(role)`, which makes a caller of
+# its own kind with a token from `token_issuer`; these name the usual ones.
+@pytest.fixture
+def customer(new_caller: Callable[[str], Any]) -> Any:
+    return new_caller("customer")
+
+
+@pytest.fixture
+def other_customer(new_caller: Callable[[str], Any]) -> Any:
+    return new_caller("customer")
+
+
+@pytest.fixture
+def organizer(new_caller: Callable[[str], Any]) -> Any:
+    return new_caller("organizer")
+
+
+@pytest.fixture
+def other_organizer(new_caller: Callable[[str], Any]) -> Any:
+    return new_caller("organizer")
+
+
+@pytest.fixture
+def admin(new_caller: Callable[[str], Any]) -> Any:
+    return new_caller("admin")
+
+
+@pytest.fixture
+def service(new_caller: Callable[[str], Any]) -> Any:
+    return new_caller("service")
