@@ -3,10 +3,12 @@
 In an on-sale, thousands of buyers want the same inventory row. Taken one by one, every
 booking holds that row's lock through its own commit and fsync, so the row admits one
 booking per fsync whatever the hardware. Here, concurrent requests for the same event in
-one process share one transaction: the first request to arrive leads, takes the row lock
-(`SELECT ... FOR UPDATE`), grants tickets first come first served, writes every booking and
-outbox event of the batch, and commits once; the requests that arrived meanwhile form the
-next batch. Nothing waits on purpose: a batch is whatever queued during the previous one.
+one process share one transaction: the first request to arrive leads and sends the whole
+batch to the database in one round trip (lock the row, grant tickets first come first
+served, write every booking and outbox event of the batch, commit once); the requests that
+arrived meanwhile form the next batch. Nothing waits on purpose: a batch is whatever queued
+during the previous one. The row lock is held only inside the database, never across a
+round trip, so a busy or descheduled Python process cannot stretch it.
 
 The guarantees are the regular path's: the inventory row is locked and the database's
 `CHECK (available_tickets >= 0)` still refuses an oversell; a 201 is sent only after the
@@ -29,23 +31,24 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, ProgrammingError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from psycopg import errors
 from rest_framework.fields import DateTimeField
 
-from booking_service.bookings.events import BOOKING_CREATED, booking_data
+from booking_service.bookings.events import BOOKING_CREATED
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import hold_expires_at
-from booking_service.events.models import Event, EventStatus
+from booking_service.events.models import Event
 from servicekit.auth import InvalidTokenError, get_verifier
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.services import NOTIFY_CHANNEL
@@ -62,54 +65,145 @@ _BOOKINGS = Booking._meta.db_table
 _EVENTS = Event._meta.db_table
 _OUTBOX = OutboxEvent._meta.db_table
 
-_NEW_IDS_SQL = (
-    f"SELECT nextval(pg_get_serial_sequence('{_BOOKINGS}', 'id')) "  # noqa: S608
-    "FROM generate_series(1, %s)"
-)
-
-# The inventory row is locked for two short statements and the commit: lock and read the
-# event, then (after the grants are decided) take the tickets and write the bookings, their
-# `booking.created` events and the relay's NOTIFY in one statement. The UPDATE is itself
-# conditional and every INSERT depends on it, so even a wrong decision could not oversell.
-_LOCK_SQL = f"""
-    SELECT available_tickets, status, (date + time) > (clock_timestamp() AT TIME ZONE 'UTC'),
-           organizer_id, name, price_per_ticket, currency
-    FROM {_EVENTS} WHERE id = %s FOR UPDATE
-"""  # noqa: S608 (table names come from the models)
-
-# Read after the lock (and after this batch's own writes), in a statement of its own so its
-# snapshot is fresh: when the first pending hold of the event expires, and the time now.
-_EARLIEST_EXPIRY_SQL = f"""
-    SELECT clock_timestamp(), min(expires_at) FROM {_BOOKINGS}
-    WHERE event_id = %s AND status = 'pending'
-"""  # noqa: S608 (table names come from the models)
-
-_WRITE_SQL = f"""
-WITH taken AS (
-    UPDATE {_EVENTS} SET available_tickets = available_tickets - %(total)s
-    WHERE id = %(event_id)s AND available_tickets >= %(total)s
-    RETURNING id
+# Two statements sent together in autocommit (`_RUN_SQL`), which PostgreSQL runs as one
+# transaction: the batch costs one round trip, and the inventory row is locked only inside
+# the server, for the second statement and the commit. The row lock never waits on this
+# process being scheduled, on the GIL or on the network.
+#
+# The first statement takes the row lock. The second one (whose snapshot is taken after the
+# lock was granted, so it reads the row, the clock and the pending holds as they are now)
+# walks the asks in arrival order in `decided`, granting each one the tickets it asks for
+# while enough are left (first come, first served, as if they had come one by one), and
+# numbers the granted bookings in `granted`. The UPDATE is itself conditional and every
+# INSERT depends on it, so even a wrong decision could not oversell, and the CHECK
+# (available_tickets >= 0) has the last word; an error in either statement rolls back
+# both. The outbox rows carry `booking_data()`'s fields (a test holds them equal).
+# (Taking the lock and updating in one statement does not work: an UPDATE skips a row that
+# a FOR UPDATE of the same statement locked after a concurrent change.)
+_BATCH_SQL = f"""
+WITH RECURSIVE
+ask AS (
+    SELECT a.n, a.user_id, a.tickets
+    FROM unnest($2, $3) WITH ORDINALITY AS a(user_id, tickets, n)
+),
+locked AS MATERIALIZED (
+    SELECT id, available_tickets, status, (date + time) AS starts, organizer_id, name,
+           price_per_ticket, currency
+    FROM {_EVENTS} WHERE id = $1
+),
+clock AS MATERIALIZED (
+    SELECT clock_timestamp() AS now,
+           status = 'active' AND starts > (clock_timestamp() AT TIME ZONE 'UTC') AS open
+    FROM locked
+),
+decided (n, left_after, granted) AS (
+    SELECT 0::bigint, CASE WHEN clock.open THEN locked.available_tickets ELSE 0 END, false
+    FROM locked, clock
+  UNION ALL
+    SELECT a.n, CASE WHEN a.tickets <= d.left_after THEN d.left_after - a.tickets
+                     ELSE d.left_after END,
+           a.tickets <= d.left_after
+    FROM decided d JOIN ask a ON a.n = d.n + 1
+),
+granted AS MATERIALIZED (
+    SELECT a.n, a.user_id, a.tickets, nextval(pg_get_serial_sequence('{_BOOKINGS}', 'id')) AS id
+    FROM ask a JOIN decided d USING (n)
+    WHERE d.granted
+),
+taken AS (
+    UPDATE {_EVENTS} e SET available_tickets = e.available_tickets - g.total
+    FROM (SELECT sum(tickets) AS total FROM granted) g
+    WHERE e.id = $1 AND g.total > 0 AND e.available_tickets >= g.total
+    RETURNING e.id
 ),
 booked AS (
     INSERT INTO {_BOOKINGS} (id, user_id, kind, event_id, tickets_booked, status, cancel_reason,
                              expires_at, amount, currency, created_at, updated_at)
-    SELECT a.id, a.user_id, 'tickets', taken.id, a.tickets, 'pending', '', %(expires_at)s,
-           a.amount, %(currency)s, %(now)s, %(now)s
-    FROM unnest(%(ids)s::bigint[], %(users)s::uuid[], %(tickets)s::int[],
-                %(amounts)s::numeric[]) AS a(id, user_id, tickets, amount), taken
+    SELECT g.id, g.user_id, 'tickets', t.id, g.tickets, 'pending', '', $5,
+           l.price_per_ticket * g.tickets, l.currency, $4, $4
+    FROM granted g, taken t, locked l
     RETURNING 1
 ),
 published AS (
     INSERT INTO {_OUTBOX} (event_id, type, producer, version, occurred_at, data, attempts,
                            last_error)
-    SELECT o.event_id, %(event_type)s, %(producer)s, 1, %(now)s, o.data, 0, ''
-    FROM unnest(%(event_ids)s::uuid[], %(datas)s::jsonb[]) AS o(event_id, data), taken
+    SELECT gen_random_uuid(), $7, $8, 1, $4,
+           jsonb_build_object(
+               'booking_id', g.id, 'user_id', g.user_id::text,
+               'organizer_id', l.organizer_id::text, 'kind', 'tickets', 'event_id', l.id,
+               'event_name', l.name, 'resource_id', NULL, 'resource_name', NULL,
+               'tickets_booked', g.tickets, 'start_time', NULL, 'end_time', NULL,
+               'status', 'pending', 'expires_at', $6,
+               'amount', (l.price_per_ticket * g.tickets)::text, 'currency', l.currency,
+               'reason', NULL),
+           0, ''
+    FROM granted g, taken t, locked l
     RETURNING 1
 ),
-notified AS (SELECT pg_notify(%(channel)s, '') FROM taken)
-SELECT (SELECT count(*) FROM booked), (SELECT count(*) FROM published),
-       (SELECT count(*) FROM notified)
+notified AS (SELECT pg_notify($9, '') FROM taken)
+SELECT clock.open, locked.price_per_ticket, locked.currency,
+       (SELECT min(left_after) FROM decided),
+       (SELECT coalesce(array_agg(n ORDER BY n), '{{}}') FROM granted),
+       (SELECT coalesce(array_agg(id ORDER BY n), '{{}}') FROM granted),
+       (SELECT count(*) FROM booked), (SELECT count(*) FROM published),
+       (SELECT count(*) FROM notified),
+       clock.now,
+       CASE WHEN (SELECT count(*) FROM granted) < (SELECT count(*) FROM ask)
+                 OR (SELECT min(left_after) FROM decided) = 0
+            THEN (SELECT min(expires_at) FROM {_BOOKINGS}
+                  WHERE event_id = $1 AND status = 'pending')
+       END
+FROM locked, clock
 """  # noqa: S608 (table names come from the models)
+
+# The write statement is prepared once per connection, so the server does not plan it again
+# while it holds the row lock; the lock statement and EXECUTE travel together.
+_PREPARED = "turnstile_book_batch"
+_PREPARE_SQL = (
+    f"PREPARE {_PREPARED} (bigint, uuid[], int[], timestamptz, timestamptz, text, text, text, "
+    f"text) AS {_BATCH_SQL}"
+)
+_RUN_SQL = (
+    f"SELECT 1 FROM {_EVENTS} WHERE id = %(event_id)s FOR UPDATE; "  # noqa: S608
+    f"EXECUTE {_PREPARED} (%(event_id)s, %(users)s, %(tickets)s, %(now)s, %(expires_at)s, "
+    "%(expires_at_iso)s, %(event_type)s, %(producer)s, %(channel)s)"
+)
+_prepared_on: weakref.WeakSet[Any] = weakref.WeakSet()  # driver connections
+
+
+def _cursor() -> Any:
+    """A cursor on the request thread's connection, without Django's per-request health check
+    (`CONN_HEALTH_CHECKS`), which would cost the batch another round trip. A connection that
+    broke anyway fails its batch with a 503; `wrap_database_errors` marks it, and Django
+    replaces it at the end of the request. Several statements in one `execute()` need
+    client-side binding, Django's default."""
+    connection.ensure_connection()
+    raw = connection.connection.cursor()
+    return (
+        connection.make_debug_cursor(raw)
+        if connection.queries_logged
+        else connection.make_cursor(raw)
+    )
+
+
+def _execute_batch(cursor: Any, params: dict[str, Any]) -> Any:
+    """Run the batch on the request's connection; the statement row (None: unknown event)."""
+    raw = connection.connection
+    for attempt in (1, 2):
+        if raw not in _prepared_on:
+            cursor.execute(_PREPARE_SQL)
+            _prepared_on.add(raw)
+        try:
+            cursor.execute(_RUN_SQL, params)
+        except ProgrammingError as exc:
+            # Gone from the session (a pooler's DISCARD ALL, say): prepare it again, once.
+            if attempt == 2 or not isinstance(exc.__cause__, errors.InvalidSqlStatementName):
+                raise
+            _prepared_on.discard(raw)
+            continue
+        cursor.nextset()  # past the lock statement's row
+        return cursor.fetchone()
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -182,111 +276,73 @@ class TicketBatcher:
                     queue.running = False
                     if self._queues.get(event_id) is queue:
                         del self._queues[event_id]
+            # The successor first: its batch is what the database waits for next.
+            if successor is not None:
+                successor.wake.set()
             for ask in batch:
                 ask.done = True
                 ask.wake.set()
-            if successor is not None:
-                successor.wake.set()
 
     def _run(self, event_id: int, batch: list[_Ask]) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(_NEW_IDS_SQL, [len(batch)])
-            ids = [row[0] for row in cursor.fetchall()]
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_LOCK_SQL, [event_id])
-            row = cursor.fetchone()
-            if row is None:
-                return  # unknown event: the regular view answers 404
-            available, status, upcoming, organizer_id, name, price, currency = row
-            if status != EventStatus.ACTIVE or not upcoming:
-                return  # canceled or started: the regular view explains
-            granted: list[tuple[int, _Ask]] = []
-            refused: list[_Ask] = []
-            left = available
-            for booking_id, ask in zip(ids, batch, strict=True):
-                if ask.tickets <= left:
-                    granted.append((booking_id, ask))
-                    left -= ask.tickets
-                else:
-                    refused.append(ask)
-            if granted:
-                self._write(event_id, granted, timezone.now(), organizer_id, name, price, currency)
-            if not refused and left > 0:
-                return
-            cursor.execute(_EARLIEST_EXPIRY_SQL, [event_id])
-            now, earliest = cursor.fetchone() or (timezone.now(), None)
-        # Refused while expired holds wait for release: the regular view releases them and
-        # tries again. Otherwise the tickets are really gone.
-        expired = earliest is not None and earliest <= now
-        for ask in refused:
-            ask.result = None if expired else SoldOut(available=left)
-        if left == 0 and not expired:
-            # Remembered no longer than the cache time, nor past the moment the first
-            # pending hold (this batch's included) expires and its tickets come back.
-            ttl = float(settings.BOOKING_SOLDOUT_CACHE_SECONDS)
-            if earliest is not None:
-                ttl = min(ttl, (earliest - now).total_seconds())
-            self._sold_out_until[event_id] = self._clock() + ttl
-
-    @staticmethod
-    def _write(
-        event_id: int,
-        granted: list[tuple[int, _Ask]],
-        now: dt.datetime,
-        organizer_id: uuid.UUID,
-        name: str,
-        price: Decimal,
-        currency: str,
-    ) -> None:
+        now = timezone.now()
         expires_at = hold_expires_at(now)
-        bookings = [
-            Booking(
-                id=booking_id,
-                user_id=ask.user_id,
-                kind=BookingKind.TICKETS,
-                event_id=event_id,
-                tickets_booked=ask.tickets,
-                status=BookingStatus.PENDING,
-                cancel_reason="",
-                expires_at=expires_at,
-                amount=price * ask.tickets,
-                currency=currency,
-                created_at=now,
-                updated_at=now,
-            )
-            for booking_id, ask in granted
-        ]
-        event = Event(id=event_id, organizer_id=organizer_id, name=name)
-        datas = []
-        for booking in bookings:
-            booking.event = event
-            datas.append(orjson.dumps(booking_data(booking)).decode())
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _WRITE_SQL,
+        # Outside any atomic() block (a middleware): the two statements are one transaction.
+        with _cursor() as cursor:
+            row = _execute_batch(
+                cursor,
                 {
                     "event_id": event_id,
-                    "total": sum(ask.tickets for _, ask in granted),
-                    "ids": [b.pk for b in bookings],
-                    "users": [b.user_id for b in bookings],
-                    "tickets": [b.tickets_booked for b in bookings],
-                    "amounts": [b.amount for b in bookings],
-                    "currency": currency,
+                    "users": [ask.user_id for ask in batch],
+                    "tickets": [ask.tickets for ask in batch],
                     "now": now,
                     "expires_at": expires_at,
-                    "event_ids": [uuid.uuid4() for _ in bookings],
-                    "datas": datas,
+                    "expires_at_iso": expires_at.isoformat(),
                     "event_type": BOOKING_CREATED,
                     "producer": settings.SERVICE_NAME,
                     "channel": NOTIFY_CHANNEL,
                 },
             )
-            written = cursor.fetchone()
-        if written is None or written[0] != len(bookings) or written[1] != len(bookings):
-            # The locked row disagreed with its own UPDATE: roll back, answer 503.
-            raise RuntimeError(f"batched booking of event {event_id} wrote {written}")
-        for (_, ask), booking in zip(granted, bookings, strict=True):
-            ask.result = booking
+        if row is None:
+            return  # unknown event: the regular view answers 404
+        (open_, price, currency, left, granted_ns, ids, booked, published, notified,
+         db_now, earliest) = row  # fmt: skip
+        if not open_:
+            return  # canceled or started: the regular view explains
+        if booked != len(ids) or published != len(ids) or notified != (1 if ids else 0):
+            # The locked row disagreed with its own UPDATE; nothing was written.
+            raise RuntimeError(f"batched booking of event {event_id} wrote {row}")
+        granted = dict(zip(granted_ns, ids, strict=True))
+        if ids:
+            earliest = expires_at if earliest is None else min(earliest, expires_at)
+        # Refused while expired holds wait for release: the regular view releases them and
+        # tries again. Otherwise the tickets are really gone.
+        expired = earliest is not None and earliest <= db_now
+        for n, ask in enumerate(batch, start=1):
+            booking_id = granted.get(n)
+            if booking_id is None:
+                ask.result = None if expired else SoldOut(available=left)
+            else:
+                ask.result = Booking(
+                    id=booking_id,
+                    user_id=ask.user_id,
+                    kind=BookingKind.TICKETS,
+                    event_id=event_id,
+                    tickets_booked=ask.tickets,
+                    status=BookingStatus.PENDING,
+                    cancel_reason="",
+                    expires_at=expires_at,
+                    amount=price * ask.tickets,
+                    currency=currency,
+                    created_at=now,
+                    updated_at=now,
+                )
+        if left == 0 and not expired:
+            # Remembered no longer than the cache time, nor past the moment the first
+            # pending hold (this batch's included) expires and its tickets come back.
+            ttl = float(settings.BOOKING_SOLDOUT_CACHE_SECONDS)
+            if earliest is not None:
+                ttl = min(ttl, (earliest - db_now).total_seconds())
+            self._sold_out_until[event_id] = self._clock() + ttl
 
 
 _datetime = DateTimeField()

@@ -371,6 +371,11 @@ def correctness(stack: Stack, event_id: int, sale: list[Sample], total: int) -> 
             "WHERE event_id = %s GROUP BY status",
             [event_id],
         ).fetchall()
+        # One batch of the fast path shares one `created_at`.
+        bookings, batches = conn.execute(
+            "SELECT count(*), count(DISTINCT created_at) FROM bookings WHERE event_id = %s",
+            [event_id],
+        ).fetchone() or (0, 0)
     by_status = {status: (int(count), int(tickets)) for status, count, tickets in rows}
     held = by_status.get("pending", (0, 0))[1]
     sold = by_status.get("confirmed", (0, 0))[1]
@@ -386,6 +391,7 @@ def correctness(stack: Stack, event_id: int, sale: list[Sample], total: int) -> 
         "answers_201": created,
         "booking_rows": booked_rows,
         "every_201_has_its_row": created == booked_rows,
+        "mean_batch_size": round(bookings / batches, 2) if batches else 0.0,
         "other_statuses": sorted({s.status for s in sale} - {201, 409}),
     }
 

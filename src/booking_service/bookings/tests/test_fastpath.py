@@ -348,3 +348,18 @@ def test_a_hold_that_expires_during_the_lock_wait_is_not_counted(
     result = batcher.book(event_id=event.pk, tickets=1, user_id=customer.id)
     holder.join(10)
     assert result is None  # not sold out: the regular view releases the hold and sells
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_lost_the_prepared_statement_prepares_it_again(
+    customer: Caller,
+) -> None:
+    """A pooler (or anyone) may reset the session; the batch prepares its statement again."""
+    event = make_event(total_tickets=5)
+    batcher = TicketBatcher()
+    assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+    with connection.cursor() as cursor:
+        cursor.execute("DISCARD ALL")
+    assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+    event.refresh_from_db()
+    assert event.available_tickets == 3
