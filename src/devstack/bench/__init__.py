@@ -244,6 +244,7 @@ def run_wrk(
             "-d", f"{int(duration_s)}s", "--timeout", "10s",
             "-s", str(LOAD_SCRIPT), f"{base}{path}",
             "--", mode, str(tokens_file), str(samples), str(event_id or 0),
+            str(index * per_instance),  # this process's first token: one customer per connection
         ]  # fmt: skip
         processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
         outputs.append(samples)
@@ -372,10 +373,11 @@ def correctness(stack: Stack, event_id: int, sale: list[Sample], total: int) -> 
             [event_id],
         ).fetchall()
         # One batch of the fast path shares one `created_at`.
-        bookings, batches = conn.execute(
-            "SELECT count(*), count(DISTINCT created_at) FROM bookings WHERE event_id = %s",
+        bookings, batches, customers = conn.execute(
+            "SELECT count(*), count(DISTINCT created_at), count(DISTINCT user_id) FROM bookings "
+            "WHERE event_id = %s",
             [event_id],
-        ).fetchone() or (0, 0)
+        ).fetchone() or (0, 0, 0)
     by_status = {status: (int(count), int(tickets)) for status, count, tickets in rows}
     held = by_status.get("pending", (0, 0))[1]
     sold = by_status.get("confirmed", (0, 0))[1]
@@ -392,6 +394,7 @@ def correctness(stack: Stack, event_id: int, sale: list[Sample], total: int) -> 
         "booking_rows": booked_rows,
         "every_201_has_its_row": created == booked_rows,
         "mean_batch_size": round(bookings / batches, 2) if batches else 0.0,
+        "customers_who_booked": customers,
         "other_statuses": sorted({s.status for s in sale} - {201, 409}),
     }
 
@@ -647,6 +650,9 @@ def main(argv: list[str]) -> int:
     table = markdown(results)
     (out_dir / "results.md").write_text(table)
     chart(sale, soldout_at_us, out_dir / "flash-sale.png")
+    with (out_dir / "flash-sale-samples.csv").open("w") as samples:
+        samples.write("start_us,latency_us,status\n")
+        samples.writelines(f"{s.start_us:.0f},{s.latency_us:.0f},{s.status}\n" for s in sale)
     print()
     print(table)
     print(f"chart: {out_dir / 'flash-sale.png'}")

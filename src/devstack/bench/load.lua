@@ -2,7 +2,7 @@
 -- client with its own token, and request() and response() strictly alternate; that lets
 -- us time every request and keep its status (wrk alone reports only a merged histogram).
 --
--- wrk -t N -c N -s load.lua URL -- <mode> <tokens file> <samples file> [event id]
+-- wrk -t N -c N -s load.lua URL -- <mode> <tokens file> <samples file> <event id> <first token>
 --   mode "book":  POST /api/bookings/ {"event": id, "tickets_booked": 1..4}
 --   mode "get":   GET the URL's path
 
@@ -32,8 +32,9 @@ function init(args)
   event_id = args[4]
   local all = {}
   for line in io.lines(args[2]) do all[#all + 1] = line end
-  token = all[(id % #all) + 1]
-  math.randomseed(id * 7919 + 17)
+  -- Each wrk process starts at its own offset, so every connection has its own customer.
+  token = all[((tonumber(args[5]) + id) % #all) + 1]
+  math.randomseed((tonumber(args[5]) + id) * 7919 + 17)
   starts, latencies, codes = {}, {}, {}
   n = 0
   path = wrk.path
