@@ -9,7 +9,10 @@
 - While NATS is away it keeps the rows pending, records the error on the row it could not
   publish, and retries with capped exponential backoff. The outbox grows; nothing is lost.
 - Wakes on `LISTEN outbox` (sent by `outbox_emit` at commit), with a polling fallback when
-  the notification is missed or the listening connection is down.
+  the notification is missed or the listening connection is down. After a notification it
+  lingers (`linger`, 20 ms by default) so that the events of a busy moment go out together:
+  in a flash sale that is one relay transaction and one pipelined publish per few dozen
+  events instead of one per committed batch.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class RelayOptions:
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
     lag_log_interval: float = 30.0
+    linger: float = 0.02
 
 
 def envelope_bytes(event: OutboxEvent) -> bytes:
@@ -168,13 +172,21 @@ class OutboxRelay:
             return
         deadline = time.monotonic() + self.options.poll_interval
         try:
-            # Returns at the first NOTIFY, after the polling interval, or soon after `stop`.
-            while not stop.is_set():
+            # Returns after the first NOTIFY (and the linger), after the polling interval, or
+            # soon after `stop`.
+            notified = False
+            while not stop.is_set() and not notified:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
                 for _notify in listen.notifies(timeout=min(remaining, 0.5), stop_after=1):
-                    return
+                    notified = True
+            if notified:
+                if self.options.linger > 0:
+                    stop.wait(self.options.linger)
+                # Whatever was notified meanwhile is in the batch that follows.
+                for _pending in listen.notifies(timeout=0):
+                    pass
         except psycopg.Error as exc:
             logger.info("outbox relay: LISTEN connection lost (%s); polling", exc)
             self._close_listen()

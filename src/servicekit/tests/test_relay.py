@@ -171,6 +171,32 @@ def test_listen_wakes_the_relay_without_waiting_for_the_poll(bus: SyncBus) -> No
     assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_events_committed_while_it_lingers_go_out_in_one_batch(bus: SyncBus) -> None:
+    relay = OutboxRelay(bus, RelayOptions(poll_interval=60, linger=1.0))
+    batches: list[int] = []
+    relay_batch = relay.relay_batch
+
+    def counting_batch() -> int:
+        published = relay_batch()
+        if published:
+            batches.append(published)
+        return published
+
+    relay.relay_batch = counting_batch  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = _in_thread(lambda: relay.run(stop))
+    try:
+        time.sleep(0.5)  # the relay is now waiting on LISTEN
+        for _ in range(5):  # five transactions, five NOTIFYs, within the linger
+            emit(1)
+        assert wait_until(lambda: relay.published_total == 5, 10, interval=0.02)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert batches == [5]
+
+
 def _test_database_url() -> str:
     parts = urlsplit(os.environ["DATABASE_URL"])
     return urlunsplit(parts._replace(path=f"/{connection.settings_dict['NAME']}"))

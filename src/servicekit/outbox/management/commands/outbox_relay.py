@@ -29,6 +29,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--lag-log-interval", type=float, default=30.0)
         parser.add_argument(
+            "--linger",
+            type=float,
+            default=0.02,
+            help="seconds to gather more events after a NOTIFY before publishing",
+        )
+        parser.add_argument(
             "--once", action="store_true", help="publish what is pending, then exit"
         )
 
@@ -41,6 +47,7 @@ class Command(BaseCommand):
             backoff_max=options["backoff_max"],
             publish_timeout=options["publish_timeout"],
             lag_log_interval=options["lag_log_interval"],
+            linger=options["linger"],
         )
         bus = SyncBus(name=f"{settings.SERVICE_NAME}-outbox-relay")
         relay = OutboxRelay(bus, relay_options)
