@@ -1,6 +1,7 @@
 """`dev.py bench`: the flash-sale benchmark.
 
-One run, on fresh embedded PostgreSQL and NATS and the real services under gunicorn:
+One run, on fresh embedded PostgreSQL and NATS and the real services under granian
+(or gunicorn):
 
 1. database limit: pgbench runs the minimal correct booking transaction (a conditional
    UPDATE of one inventory row and an INSERT of a booking, durable commits);
@@ -480,7 +481,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="pgbench, no-op and list runs")
     parser.add_argument("--soldout-seconds", type=float, default=5.0)
     parser.add_argument("--instances", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
+    parser.add_argument("--workers", type=int, default=2, help="server workers per instance")
     parser.add_argument("--threads", type=int, default=16, help="threads per worker")
     parser.add_argument("--server", choices=["gunicorn", "granian"], default="granian")
     parser.add_argument(
