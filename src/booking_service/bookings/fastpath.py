@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.db import DatabaseError, ProgrammingError, connection
@@ -140,7 +141,7 @@ published AS (
     RETURNING 1
 ),
 notified AS (SELECT pg_notify($9, '') FROM taken)
-SELECT clock.open, locked.price_per_ticket, locked.currency,
+SELECT clock.open, locked.price_per_ticket::numeric, locked.currency::text,
        (SELECT min(left_after) FROM decided),
        (SELECT coalesce(array_agg(n ORDER BY n), '{{}}') FROM granted),
        (SELECT coalesce(array_agg(id ORDER BY n), '{{}}') FROM granted),
@@ -171,13 +172,13 @@ _prepared_on: weakref.WeakSet[Any] = weakref.WeakSet()  # driver connections
 
 
 def _cursor() -> Any:
-    """A cursor on the request thread's connection, without Django's per-request health check
-    (`CONN_HEALTH_CHECKS`), which would cost the batch another round trip. A connection that
-    broke anyway fails its batch with a 503; `wrap_database_errors` marks it, and Django
-    replaces it at the end of the request. Several statements in one `execute()` need
-    client-side binding, Django's default."""
+    """A client-side-binding cursor (several statements in one `execute()`) on the request
+    thread's connection, without Django's per-request health check (`CONN_HEALTH_CHECKS`),
+    which would cost the batch another round trip. A connection that broke anyway fails its
+    batch with a 503; `wrap_database_errors` marks it, and Django replaces it at the end of
+    the request."""
     connection.ensure_connection()
-    raw = connection.connection.cursor()
+    raw: Any = psycopg.ClientCursor(connection.connection)
     return (
         connection.make_debug_cursor(raw)
         if connection.queries_logged
@@ -185,19 +186,37 @@ def _cursor() -> Any:
     )
 
 
+def _prepare(cursor: Any) -> None:
+    try:
+        cursor.execute(_PREPARE_SQL)
+    except ProgrammingError as exc:
+        # Already in the session (handed over by a pooler, say): replace it with this text.
+        if not isinstance(exc.__cause__, errors.DuplicatePreparedStatement):
+            raise
+        cursor.execute(f"DEALLOCATE {_PREPARED}")
+        cursor.execute(_PREPARE_SQL)
+
+
 def _execute_batch(cursor: Any, params: dict[str, Any]) -> Any:
     """Run the batch on the request's connection; the statement row (None: unknown event)."""
     raw = connection.connection
     for attempt in (1, 2):
         if raw not in _prepared_on:
-            cursor.execute(_PREPARE_SQL)
+            _prepare(cursor)
             _prepared_on.add(raw)
         try:
             cursor.execute(_RUN_SQL, params)
-        except ProgrammingError as exc:
-            # Gone from the session (a pooler's DISCARD ALL, say): prepare it again, once.
-            if attempt == 2 or not isinstance(exc.__cause__, errors.InvalidSqlStatementName):
+        except DatabaseError as exc:
+            # Gone from the session (a pooler's DISCARD ALL, say), or planned for a table
+            # whose columns a migration changed since: prepare it again, once. Either error
+            # comes before anything was written.
+            stale = exc.__cause__
+            if attempt == 2 or not isinstance(
+                stale, errors.InvalidSqlStatementName | errors.FeatureNotSupported
+            ):
                 raise
+            if isinstance(stale, errors.FeatureNotSupported):
+                cursor.execute(f"DEALLOCATE {_PREPARED}")
             _prepared_on.discard(raw)
             continue
         cursor.nextset()  # past the lock statement's row

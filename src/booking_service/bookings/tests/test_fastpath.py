@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from django.utils import timezone
 
+from booking_service.bookings import fastpath
 from booking_service.bookings.apis import BookingOutputSerializer
 from booking_service.bookings.events import booking_data
 from booking_service.bookings.fastpath import FastBookingMiddleware, TicketBatcher
@@ -361,5 +362,19 @@ def test_a_connection_that_lost_the_prepared_statement_prepares_it_again(
     with connection.cursor() as cursor:
         cursor.execute("DISCARD ALL")
     assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+    event.refresh_from_db()
+    assert event.available_tickets == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_that_already_has_the_statement_replaces_it(customer: Caller) -> None:
+    """A session handed over with the statement already prepared (by an older release, say)."""
+    event = make_event(total_tickets=5)
+    batcher = TicketBatcher()
+    with connection.cursor() as cursor:
+        cursor.execute("DISCARD ALL")
+        cursor.execute(f"PREPARE {fastpath._PREPARED} AS SELECT 1")
+    fastpath._prepared_on.discard(connection.connection)
+    assert isinstance(batcher.book(event_id=event.pk, tickets=2, user_id=customer.id), Booking)
     event.refresh_from_db()
     assert event.available_tickets == 3
