@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import logging
 import smtplib
 import uuid
@@ -9,19 +8,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import IntegrityError, connection, models, transaction
+from django.core.mail import EmailMultiAlternatives
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    models,
+    transaction,
+)
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from notifications_service.contacts.selectors import contact_get
+from notifications_service.notifications.mail import header_safe
 from notifications_service.notifications.models import EmailDelivery, Notification
 from servicekit.bus import backoff_delay
 
 logger = logging.getLogger(__name__)
 
 DELIVERY_NOTIFY_CHANNEL = "deliveries"
+
+# The database being away is nobody's item's fault: such errors stop the round (the
+# dispatcher backs off, the leases bring the rows back), they never count as an attempt.
+DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
 def notification_create(
@@ -121,6 +132,15 @@ class RecipientUnknownError(Exception):
     """No address yet: the contact replica has not seen the user (events may come late)."""
 
 
+# Failures that are part of mail's normal life: logged in one line, without a traceback.
+EMAIL_EXPECTED_FAILURES = (smtplib.SMTPException, OSError, RecipientUnknownError)
+
+
+def failure_text(exc: BaseException) -> str:
+    """What is recorded on a delivery's row (PostgreSQL text holds no NUL)."""
+    return f"{type(exc).__name__}: {exc}".replace("\x00", "\\x00")[:2000]
+
+
 def deliveries_claim_due(*, model: type[models.Model], batch_size: int, now: datetime) -> list[int]:
     """Lease up to `batch_size` due rows to this dispatcher; other dispatchers skip them.
 
@@ -157,14 +177,14 @@ def email_message_build(*, delivery: EmailDelivery, to_email: str) -> EmailMulti
     text = render_to_string("notifications/email/notification.txt", context)
     html = render_to_string("notifications/email/notification.html", context)
     message = EmailMultiAlternatives(
-        subject=notification.title,
+        subject=header_safe(notification.title),
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to_email],
         headers={
             "Message-ID": delivery.message_id,
             "X-Turnstile-Notification": str(notification.pk),
-            "X-Turnstile-Kind": notification.kind,
+            "X-Turnstile-Kind": header_safe(notification.kind),
         },
     )
     message.attach_alternative(html, "text/html")
@@ -181,32 +201,34 @@ def _recipient(delivery: EmailDelivery) -> str:
 
 
 def email_deliveries_dispatch(*, batch_size: int = 50) -> DispatchResult:
-    """Send the due emails once each; failures are rescheduled with backoff, not dropped."""
+    """Send the due emails once each; failures are rescheduled with backoff, not dropped.
+
+    Whatever goes wrong with one email (a refused header, a backend that raises) is that
+    email's failed attempt, recorded on its row; the others of the batch go out all the same.
+    """
     result = DispatchResult()
     now = timezone.now()
     ids = deliveries_claim_due(model=EmailDelivery, batch_size=batch_size, now=now)
-    if not ids:
-        return result
-    smtp = get_connection(fail_silently=False)
-    try:
-        for delivery in EmailDelivery.objects.select_related("notification").filter(id__in=ids):
-            try:
-                to_email = _recipient(delivery)
-                email_message_build(delivery=delivery, to_email=to_email).send()
-            except (smtplib.SMTPException, OSError, RecipientUnknownError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                result.errors.append(error)
-                _email_failed(delivery=delivery, error=error, result=result)
-                continue
-            delivery.status = EmailDelivery.Status.SENT
-            delivery.sent_at = timezone.now()
-            delivery.to_email = to_email
-            delivery.last_error = ""
-            delivery.save(update_fields=["status", "sent_at", "to_email", "last_error"])
-            result.sent += 1
-    finally:
-        with contextlib.suppress(smtplib.SMTPException, OSError):
-            smtp.close()
+    for delivery in EmailDelivery.objects.select_related("notification").filter(id__in=ids):
+        try:
+            to_email = _recipient(delivery)
+            email_message_build(delivery=delivery, to_email=to_email).send()
+            with transaction.atomic():
+                delivery.status = EmailDelivery.Status.SENT
+                delivery.sent_at = timezone.now()
+                delivery.to_email = to_email
+                delivery.last_error = ""
+                delivery.save(update_fields=["status", "sent_at", "to_email", "last_error"])
+        except DATABASE_AWAY:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, EMAIL_EXPECTED_FAILURES):
+                logger.exception("email for notification %s raised", delivery.notification_id)
+            error = failure_text(exc)
+            result.errors.append(error)
+            _email_failed(delivery=delivery, error=error, result=result)
+            continue
+        result.sent += 1
     return result
 
 
@@ -219,6 +241,7 @@ def _email_failed(*, delivery: EmailDelivery, error: str, result: DispatchResult
             "email for notification %s failed for good: %s", delivery.notification_id, error
         )
     else:
+        delivery.status = EmailDelivery.Status.PENDING
         delivery.next_attempt_at = retry_at(attempts=delivery.attempts, now=now)
         result.retried += 1
         logger.warning(
@@ -228,5 +251,6 @@ def _email_failed(*, delivery: EmailDelivery, error: str, result: DispatchResult
             delivery.next_attempt_at.isoformat(),
             error,
         )
-    delivery.last_error = error[:2000]
-    delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
+    delivery.last_error = error
+    with transaction.atomic():
+        delivery.save(update_fields=["status", "next_attempt_at", "last_error"])

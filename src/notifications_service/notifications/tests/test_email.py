@@ -6,8 +6,10 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import timezone
 
 from notifications_service.contacts.services import contact_upsert
+from notifications_service.notifications.mail import header_safe
 from notifications_service.notifications.models import EmailDelivery
 from notifications_service.notifications.services import (
     email_deliveries_dispatch,
@@ -141,3 +143,70 @@ def test_several_dispatchers_at_once_send_each_email_once(smtp: SmtpRecorder) ->
     assert len(subjects) == 60
     assert len(set(subjects)) == 60
     assert EmailDelivery.objects.filter(status="sent").count() == 60
+
+
+def test_a_title_with_a_line_break_goes_out_on_one_subject_line(smtp: SmtpRecorder) -> None:
+    user_id = _contact("eve@example.com")
+    title = "Event canceled: Gig\r\nBcc: victim@example.com\n\u2028\tNow"
+    notification = notification_create(
+        user_id=user_id, kind="event.canceled", title=title, body="b"
+    )
+    result = email_deliveries_dispatch()
+    assert result.sent == 1
+    [message] = smtp.messages
+    assert message["Subject"] == "Event canceled: Gig Bcc: victim@example.com Now"
+    assert message["Bcc"] is None
+    assert str(message["To"]) == "eve@example.com"
+    # The stored notification keeps what it was given; only the header is made safe.
+    notification.refresh_from_db()
+    assert notification.title == title
+    assert EmailDelivery.objects.get().status == "sent"
+
+
+def test_an_email_whose_sending_raises_is_retried_alone_then_given_up(
+    settings, smtp: SmtpRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.mail.backends.smtp import EmailBackend
+
+    settings.EMAIL_MAX_ATTEMPTS = 3
+    real_send = EmailBackend.send_messages
+
+    def send_messages(self: EmailBackend, messages: list) -> int:
+        if any("doomed@example.com" in message.to for message in messages):
+            raise RuntimeError("backend exploded")
+        return real_send(self, messages)
+
+    monkeypatch.setattr(EmailBackend, "send_messages", send_messages)
+    for address in ("first@example.com", "doomed@example.com", "last@example.com"):
+        notification_create(user_id=_contact(address), kind="message", title=address, body="b")
+
+    started = timezone.now()
+    result = email_deliveries_dispatch()
+    assert (result.sent, result.retried, result.failed) == (2, 1, 0)
+    assert len(smtp.to("first@example.com")) == len(smtp.to("last@example.com")) == 1
+    doomed = EmailDelivery.objects.get(notification__title="doomed@example.com")
+    assert doomed.status == "pending"
+    assert doomed.attempts == 1
+    assert doomed.last_error == "RuntimeError: backend exploded"
+    assert doomed.next_attempt_at > started  # backed off, not due at once
+    assert email_deliveries_dispatch().attempted == 0
+
+    assert _dispatch_until(lambda: EmailDelivery.objects.get(pk=doomed.pk).status == "failed")
+    doomed.refresh_from_db()
+    assert doomed.attempts == settings.EMAIL_MAX_ATTEMPTS
+    assert doomed.last_error == "RuntimeError: backend exploded"
+    assert smtp.to("doomed@example.com") == []
+    assert EmailDelivery.objects.filter(status="sent").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [
+        ("Gig\r\nBcc: x@example.com", "Gig Bcc: x@example.com"),
+        ("a\u2028b\u2029c\x85d", "a b c d"),
+        ("tab\there\x00\x1b[31m", "tab here [31m"),
+        ("  Already fine  ", "Already fine"),
+    ],
+)
+def test_header_safe_keeps_text_on_one_line(text: str, safe: str) -> None:
+    assert header_safe(text) == safe

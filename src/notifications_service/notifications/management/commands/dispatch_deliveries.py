@@ -55,6 +55,14 @@ class Command(BaseCommand):
                 logger.warning("dispatcher: database error (%s); retry in %.1fs", exc, delay)
                 stop.wait(delay)
                 continue
+            except Exception:
+                # Each delivery's failures are recorded on its row; whatever still gets here
+                # is a bug of the round, no reason to stop sending for everyone.
+                failures += 1
+                delay = backoff_delay(failures, initial=0.5, maximum=10.0)
+                logger.exception("dispatcher: round failed; retry in %.1fs", delay)
+                stop.wait(delay)
+                continue
             if busy:
                 continue
             listen = self._wait(listen, options["poll_interval"], stop)
