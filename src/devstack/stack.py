@@ -1,11 +1,17 @@
-"""`dev.py up`: the whole stack on one machine, data kept in `.data/`."""
+"""`dev.py up`: the whole stack on one machine, data kept in `.data/`.
+
+Supervised like production (docs/operations/supervision.md): a server or worker that dies
+is restarted with backoff; one that keeps dying stops the stack with its last output.
+SIGTERM stops the stack as Ctrl-C does. If the stack itself is killed, its children get
+SIGTERM from the kernel, the next start stops a nats-server this folder's pid file names,
+and reuses the PostgreSQL still running on `.data/postgres`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +22,14 @@ from typing import Any
 from devstack.nats import EmbeddedNats
 from devstack.paths import DATA_DIR, port_in_use
 from devstack.postgres import EmbeddedPostgres
-from devstack.process import COLORS, Child, stop_all
+from devstack.process import (
+    COLORS,
+    Child,
+    GaveUp,
+    Supervisor,
+    ignore_stop_signals,
+    stop_on_signals,
+)
 from devstack.services import Service, available_services
 
 HOST = os.environ.get("TURNSTILE_HOST", "127.0.0.1")
@@ -94,13 +107,18 @@ def mail_sink() -> Child | None:
         sys.executable, "-m", "devstack.mailsink",
         "--port", str(MAIL_PORT), "--dir", str(MAIL_DIR),
     ]  # fmt: skip
-    return Child("mail", argv, dict(os.environ, PYTHONUNBUFFERED="1"), "37").start()
+    return Child("mail", argv, dict(os.environ, PYTHONUNBUFFERED="1"), "37")
 
 
-def wait_live(service: Service, timeout: float = 60.0) -> bool:
+def wait_live(
+    service: Service, timeout: float = 60.0, supervisor: Supervisor | None = None
+) -> bool:
+    """Wait for the service to answer; the supervisor restarts whatever dies meanwhile."""
     url = f"http://127.0.0.1:{service.port}/health/live"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if supervisor is not None:
+            supervisor.poll()
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -108,6 +126,18 @@ def wait_live(service: Service, timeout: float = 60.0) -> bool:
         except OSError:
             time.sleep(0.3)
     return False
+
+
+def wait_ports_free(ports: list[int], timeout: float = 15.0) -> list[int]:
+    """The ports still taken after a while: a stack that was just killed is still stopping."""
+    deadline = time.monotonic() + timeout
+    busy = [port for port in ports if port_in_use(port)]
+    if busy:
+        print(f"==> waiting for ports {busy} to be released", flush=True)
+    while busy and time.monotonic() < deadline:
+        time.sleep(0.5)
+        busy = [port for port in busy if port_in_use(port)]
+    return busy
 
 
 def seed(services: list[Service], envs: dict[str, dict[str, str]]) -> dict[str, Any]:
@@ -143,36 +173,32 @@ def banner(services: list[Service], context: dict[str, Any], nats_url: str) -> s
     mail_note = context.get("notifications", {}).get("mail")
     if mail_note:
         lines += [f"Mail: {mail_note}", ""]
-    lines.append("Ctrl-C stops everything; run again to resume with the same data.")
+    lines.append(
+        "A process that dies is restarted. Ctrl-C (or SIGTERM) stops everything;"
+        " run again to resume with the same data."
+    )
     return "\n".join(lines)
 
 
 def up(workers: int = 2) -> int:
     services = available_services()
-    busy = [s.port for s in services if port_in_use(s.port)]
+    busy = wait_ports_free([s.port for s in services])
     if busy:
         print(f"Ports {busy} are in use: is the stack already running?", file=sys.stderr)
         return 1
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     dev_secrets = load_dev_secrets(DATA_DIR / "secrets.env")
 
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-
+    stop_on_signals()
     postgres: EmbeddedPostgres | None = None
     nats: EmbeddedNats | None = None
-    children: list[Child] = []
+    supervisor = Supervisor()
     try:
         if not all(os.environ.get(s.database_env) for s in services):
             print("==> starting embedded PostgreSQL", flush=True)
             postgres = EmbeddedPostgres(DATA_DIR / "postgres").start()
         nats_url = os.environ.get("NATS_URL", "")
         if not nats_url:
-            if port_in_use(NATS_PORT):
-                print(f"Port {NATS_PORT} is in use; set NATS_URL to use that server.")
-                return 1
             print("==> starting embedded NATS JetStream", flush=True)
             nats = EmbeddedNats(DATA_DIR / "nats", port=NATS_PORT).start()
             nats_url = nats.url
@@ -197,42 +223,37 @@ def up(workers: int = 2) -> int:
 
         sink = mail_sink()
         if sink is not None:
-            children.append(sink)
+            supervisor.start(sink)
         color = iter(COLORS * 4)
         for service in services:
             env = envs[service.name]
-            children.append(
-                Child(service.name, server_argv(service, workers), env, next(color)).start()
-            )
+            supervisor.start(Child(service.name, server_argv(service, workers), env, next(color)))
             for worker in service.workers:
                 name = f"{service.name}-{worker.name}"
-                children.append(
-                    Child(name, manage_argv(service, *worker.command), env, next(color)).start()
-                )
+                argv = manage_argv(service, *worker.command)
+                supervisor.start(Child(name, argv, env, next(color)))
         for service in services:
-            if not wait_live(service):
+            if not wait_live(service, supervisor=supervisor):
                 print(f"{service.name} did not become live; see its output above.")
                 return 1
         print(banner(services, context, nats_url), flush=True)
-
-        while True:
-            time.sleep(1)
-            dead = [child for child in children if not child.alive()]
-            if dead:
-                names = ", ".join(child.name for child in dead)
-                print(f"\n{names} exited unexpectedly; stopping the stack.", flush=True)
-                return 1
+        supervisor.run()
+    except GaveUp as exc:
+        print(f"\n{exc}\n==> stopping the stack", flush=True)
+        return 1
     except KeyboardInterrupt:
         print("\n==> stopping", flush=True)
         return 0
     except subprocess.CalledProcessError as exc:
         print(f"\n{exc}\n{exc.stderr or ''}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:  # an embedded server could not start
+        print(f"\n{exc}", file=sys.stderr)
+        return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop_all(children)
+        ignore_stop_signals()
+        supervisor.stop()
         if nats is not None:
             nats.stop()
         if postgres is not None:
             postgres.stop()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -2,7 +2,9 @@
 
 Each suite runs in its own pytest process (Django is configured once per process, and each
 service has its own settings and database). The servers listen on a private socket and a
-free port, so a stack already running on 8000-8002 is not disturbed.
+free port, so a stack already running on 8000-8002 is not disturbed. They live in a
+temporary folder that a reaper process removes, servers and all, even when the run is
+killed; pytest and nats-server end with the run by themselves (devstack.process).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.nats import EmbeddedNats
 from devstack.paths import ROOT
 from devstack.postgres import EmbeddedPostgres
+from devstack.process import end_with_parent
+from devstack.reaper import reap_when_gone
 from devstack.services import Service, available_services
 
 
@@ -36,8 +42,9 @@ def suites() -> list[Suite]:
     found = [Suite(s.name, s, (f"src/{s.package}",)) for s in services]
     users = next((s for s in services if s.name == "users"), None)
     if users is not None:
-        # The shared library's own tests run under the users service's settings.
-        found.insert(0, Suite("servicekit", users, ("src/servicekit",)))
+        # The shared library's and the dev tooling's own tests run under the users
+        # service's settings.
+        found.insert(0, Suite("servicekit", users, ("src/servicekit", "src/devstack/tests")))
     return found
 
 
@@ -54,6 +61,7 @@ def run_suite(suite: Suite, env: dict[str, str], pytest_args: list[str]) -> Coun
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=end_with_parent(),  # same process group: Ctrl-C reaches pytest too
     )
     assert process.stdout is not None
     last = ""
@@ -72,20 +80,35 @@ def run_suite(suite: Suite, env: dict[str, str], pytest_args: list[str]) -> Coun
     return counts
 
 
+@contextmanager
+def throwaway_servers() -> Iterator[tuple[Path, EmbeddedPostgres, EmbeddedNats]]:
+    """Throwaway PostgreSQL and NATS in a temporary folder that does not outlive this run."""
+    workdir = Path(tempfile.mkdtemp(prefix="turnstile-test-"))
+    reaper = reap_when_gone(workdir)
+    postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
+    nats = EmbeddedNats(workdir / "nats", ephemeral=True)
+    try:
+        print("==> starting embedded PostgreSQL and NATS for the tests", flush=True)
+        postgres.start()
+        nats.start()
+        yield workdir, postgres, nats
+    finally:
+        nats.stop()
+        postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        assert reaper.stdin is not None
+        reaper.stdin.close()  # nothing left for it to do; it ends
+        reaper.wait()
+
+
 def run_tests(selected: list[str], pytest_args: list[str]) -> int:
     chosen = [s for s in suites() if not selected or s.name in selected]
     unknown = set(selected) - {s.name for s in suites()}
     if unknown:
         print(f"unknown suites: {sorted(unknown)}; have {[s.name for s in suites()]}")
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="turnstile-test-"))
-    postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
-    nats = EmbeddedNats(workdir / "nats", ephemeral=True)
     totals: Counter[str] = Counter()
-    try:
-        print("==> starting embedded PostgreSQL and NATS for the tests", flush=True)
-        postgres.start()
-        nats.start()
+    with throwaway_servers() as (workdir, postgres, nats):
         base_env = dict(os.environ)
         base_env.update(
             {
@@ -102,10 +125,6 @@ def run_tests(selected: list[str], pytest_args: list[str]) -> int:
             env["DJANGO_SETTINGS_MODULE"] = suite.service.settings_module
             env["DATABASE_URL"] = postgres.url(suite.service.database)
             totals += run_suite(suite, env, pytest_args)
-    finally:
-        nats.stop()
-        postgres.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     failed = totals["failed"] + totals["error"]
     print()
     print(f"tests: {totals['passed']} passed, {failed} failed, {totals['skipped']} skipped")
