@@ -10,6 +10,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
 from booking_service.bookings.services import Actor, NotFound
+from servicekit import fields
 
 MAX_ID = 2**63 - 1
 
@@ -25,7 +26,7 @@ def actor_of(request: Request) -> Actor:
 
 
 def id_field(**kwargs: Any) -> serializers.IntegerField:
-    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+    return fields.id_field(**kwargs)
 
 
 def not_found(what: str) -> NotFound:

@@ -20,13 +20,18 @@ APPEND_SLASH = False
 SHARED_APPS = [
     "django.contrib.contenttypes",
     "rest_framework",
+    "django.contrib.staticfiles",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc, served by the service itself
     "django_filters",
     "servicekit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the docs UIs' scripts) straight from the installed packages: nothing to
+    # collect, no CDN, no other server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]
 
@@ -45,9 +50,13 @@ USE_I18N = False
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
+WHITENOISE_USE_FINDERS = True
 
-# Large bodies are refused before parsing (a problem+json 400 via handler400).
+# Limits of a request body (servicekit.parsers): past the size, a 413 problem before
+# parsing; past the depth or the string length, a 400 problem before any field is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024)
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+JSON_MAX_STRING_LENGTH = env_int("JSON_MAX_STRING_LENGTH", 16 * 1024)
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -65,7 +74,7 @@ NATS_URL = env_str("NATS_URL", "nats://127.0.0.1:4222")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["servicekit.auth.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["servicekit.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "servicekit.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
@@ -82,6 +91,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The docs pages load their scripts from this service (drf-spectacular-sidecar), never
+    # from a CDN: they work offline and run no third-party code.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

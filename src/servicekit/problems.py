@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, JsonResponse
@@ -60,6 +62,16 @@ class Unprocessable(Problem):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "unprocessable"
     default_detail = "The request is well-formed but cannot be processed."
+
+
+def body_too_large() -> Problem:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return Problem(
+        f"The request body is larger than {limit} bytes.",
+        code="body-too-large",
+        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        extra={"limit": limit},
+    )
 
 
 def problem_body(
@@ -116,6 +128,8 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
+    elif isinstance(exc, RequestDataTooBig):  # request.body read by a view or mixin
+        exc = body_too_large()
     elif isinstance(exc, DatabaseError) and _is_statement_timeout(exc):
         exc = Problem(
             "The service is busy; retry shortly.",
@@ -166,6 +180,14 @@ def _is_statement_timeout(exc: DatabaseError) -> bool:
 
 # Django-level handlers, wired in each service's root urlconf.
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):  # request.body read before any view
+        problem = body_too_large()
+        return problem_response(
+            problem.status_code,
+            detail=str(problem.detail),
+            code=problem.problem_code,
+            extra=problem.extra,
+        )
     return problem_response(400, detail="The request could not be read.", code="bad-request")
 
 

@@ -17,7 +17,8 @@ from booking_service.bookings.services import (
     booking_create_tickets,
     booking_update_tickets,
 )
-from booking_service.common import MAX_ID, actor_of, id_field, not_found, path_id
+from booking_service.common import actor_of, id_field, not_found, path_id
+from servicekit.fields import INT32_MAX, IntegerField, QuerySerializer
 from servicekit.idempotency.views import IdempotentMixin
 from servicekit.pagination import PageNumberPagination
 
@@ -54,7 +55,7 @@ class BookingInputSerializer(serializers.Serializer[Any]):
     """Either `{event, tickets_booked}` or `{resource, start_time, end_time}`."""
 
     event = id_field(required=False)
-    tickets_booked = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    tickets_booked = IntegerField(required=False, min_value=1, max_value=INT32_MAX)
     resource = id_field(required=False)
     start_time = serializers.DateTimeField(required=False)
     end_time = serializers.DateTimeField(required=False)
@@ -104,7 +105,7 @@ class BookingCreateApi(IdempotentMixin, APIView):
 
 
 class BookingListCreateApi(BookingCreateApi):
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QuerySerializer):
         event = id_field(required=False)
         resource = id_field(required=False)
         status = serializers.ChoiceField(choices=BookingStatus.choices, required=False)
@@ -130,7 +131,7 @@ class BookingListCreateApi(BookingCreateApi):
 
 class BookingDetailApi(APIView):
     class UpdateInputSerializer(serializers.Serializer[Any]):
-        tickets_booked = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        tickets_booked = IntegerField(min_value=1, max_value=INT32_MAX)
 
     @extend_schema(responses={200: BookingOutputSerializer})
     def get(self, request: Request, pk: str) -> Response:

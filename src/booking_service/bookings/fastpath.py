@@ -21,7 +21,9 @@ later, as if that buyer had come a moment later.
 
 Anything else goes to the regular view, which explains it: an `Idempotency-Key`, other or
 malformed fields, a missing or bad token, an unknown, canceled or past event, a refusal
-while expired holds wait to be released.
+while expired holds wait to be released. The body is read and parsed by servicekit.parsers,
+the regular view's parser, so a body over a limit (size, depth, numbers, text) is refused
+here exactly when it is there, and the regular view gives the answer.
 """
 
 from __future__ import annotations
@@ -49,17 +51,18 @@ from booking_service.bookings.events import BOOKING_CREATED
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import hold_expires_at
 from booking_service.events.models import Event
+from servicekit import parsers
 from servicekit.auth import InvalidTokenError, get_verifier
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.services import NOTIFY_CHANNEL
-from servicekit.problems import PROBLEM_CONTENT_TYPE, problem_body
+from servicekit.problems import PROBLEM_CONTENT_TYPE, Problem, problem_body
 
 logger = logging.getLogger(__name__)
 
 BOOKING_PATHS = frozenset(
     {"/api/bookings", "/api/bookings/", "/api/bookings/create", "/api/bookings/create/"}
 )
-MAX_ID = 2**63 - 1
+MAX_ID = parsers.INT64_MAX  # a bigint key
 
 _BOOKINGS = Booking._meta.db_table
 _EVENTS = Event._meta.db_table
@@ -432,8 +435,8 @@ class FastBookingMiddleware:
         if scheme.lower() != "bearer" or not token:
             return None
         try:
-            body = orjson.loads(request.body)
-        except (orjson.JSONDecodeError, ValueError):
+            body = parsers.loads(parsers.read_body(request))
+        except Problem:
             return None
         if type(body) is not dict or body.keys() != {"event", "tickets_booked"}:
             return None

@@ -16,6 +16,7 @@ from booking_service.common import actor_of, not_found, path_id
 from booking_service.events.models import Event
 from booking_service.events.selectors import event_get, event_list
 from booking_service.events.services import event_cancel, event_create, event_update
+from servicekit.fields import IntegerField, QuerySerializer, TextField, UUIDField, validate_range
 from servicekit.microcache import MicroCache
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
@@ -44,12 +45,12 @@ class EventOutputSerializer(serializers.ModelSerializer[Event]):
 
 
 class EventInputSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=5000, allow_blank=True, required=False)
+    name = TextField(max_length=200)
+    description = TextField(multiline=True, max_length=5000, allow_blank=True, required=False)
     date = serializers.DateField()
     time = serializers.TimeField()
-    location = serializers.CharField(max_length=200)
-    total_tickets = serializers.IntegerField(min_value=1, max_value=1_000_000)
+    location = TextField(max_length=200)
+    total_tickets = IntegerField(min_value=1, max_value=1_000_000)
     price_per_ticket = serializers.DecimalField(
         max_digits=10, decimal_places=2, min_value=0, max_value=settings.BOOKING_MAX_PRICE
     )
@@ -57,7 +58,7 @@ class EventInputSerializer(serializers.Serializer[Any]):
 
 class EventCreateInputSerializer(EventInputSerializer):
     # Only an admin may create an event on an organizer's behalf.
-    organizer_id = serializers.UUIDField(required=False)
+    organizer_id = UUIDField(required=False)
 
 
 def _event_permissions(request: Request) -> list[BasePermission]:
@@ -87,11 +88,20 @@ _event_pages = MicroCache()
 
 
 class EventListCreateApi(EventCreateApi):
-    class FilterSerializer(serializers.Serializer[Any]):
-        q = serializers.CharField(required=False, max_length=200)
-        location = serializers.CharField(required=False, max_length=200)
+    class FilterSerializer(QuerySerializer):
+        q = TextField(required=False, max_length=200)
+        location = TextField(required=False, max_length=200)
         date_from = serializers.DateField(required=False)
         date_to = serializers.DateField(required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            validate_range(
+                attrs.get("date_from"),
+                attrs.get("date_to"),
+                start_name="date_from",
+                end_name="date_to",
+            )
+            return attrs
 
     @extend_schema(parameters=[FilterSerializer], responses={200: EventOutputSerializer(many=True)})
     def get(self, request: Request) -> HttpResponse:

@@ -13,6 +13,7 @@ from booking_service.common import actor_of, id_field, not_found, path_id
 from booking_service.payments.models import Payment
 from booking_service.payments.selectors import payment_get, payment_list
 from booking_service.payments.services import PaymentOutcome, payment_create
+from servicekit.fields import QuerySerializer, TextField
 from servicekit.idempotency.views import IdempotentMixin
 from servicekit.pagination import PageNumberPagination
 from servicekit.problems import Problem
@@ -46,7 +47,7 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
 
     class InputSerializer(serializers.Serializer[Any]):
         booking = id_field()
-        payment_token = serializers.CharField(max_length=255)
+        payment_token = TextField(max_length=255)
         amount = serializers.DecimalField(
             max_digits=12,
             decimal_places=2,
@@ -55,7 +56,7 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
             required=False,
         )
 
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QuerySerializer):
         booking = id_field(required=False)
 
     @extend_schema(

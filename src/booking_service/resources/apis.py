@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
@@ -20,6 +19,14 @@ from booking_service.resources.services import (
     resource_create,
     resource_deactivate,
     resource_update,
+)
+from booking_service.resources.slots import MAX_AVAILABILITY_RANGE
+from servicekit.fields import (
+    IntegerField,
+    QuerySerializer,
+    TextField,
+    TimezoneField,
+    validate_range,
 )
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
@@ -46,21 +53,14 @@ class ResourceOutputSerializer(serializers.ModelSerializer[Resource]):
         read_only_fields = fields
 
 
-def _valid_timezone(value: str) -> None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise serializers.ValidationError("Unknown timezone (use an IANA name).") from exc
-
-
 class ResourceInputSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=5000, allow_blank=True, required=False)
-    location = serializers.CharField(max_length=200, allow_blank=True, required=False)
-    timezone = serializers.CharField(max_length=64, validators=[_valid_timezone])
+    name = TextField(max_length=200)
+    description = TextField(multiline=True, max_length=5000, allow_blank=True, required=False)
+    location = TextField(max_length=200, allow_blank=True, required=False)
+    timezone = TimezoneField(max_length=64)
     opening_time = serializers.TimeField()
     closing_time = serializers.TimeField()
-    slot_minutes = serializers.IntegerField(min_value=5, max_value=24 * 60)
+    slot_minutes = IntegerField(min_value=5, max_value=24 * 60)
     price_per_slot = serializers.DecimalField(
         max_digits=10, decimal_places=2, min_value=0, max_value=settings.BOOKING_MAX_PRICE
     )
@@ -149,7 +149,7 @@ class AvailabilityApi(APIView):
 
     permission_classes = [AllowAny]
 
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QuerySerializer):
         event = id_field(required=False)
         resource = id_field(required=False)
         start = serializers.DateTimeField(required=False)
@@ -164,6 +164,14 @@ class AvailabilityApi(APIView):
                     raise serializers.ValidationError(
                         {name: ["This field is required."] for name in sorted(missing)}
                     )
+                validate_range(
+                    attrs["start"],
+                    attrs["end"],
+                    start_name="start",
+                    end_name="end",
+                    strict=True,
+                    max_span=MAX_AVAILABILITY_RANGE,
+                )
             return attrs
 
     @extend_schema(parameters=[FilterSerializer], responses={200: dict})

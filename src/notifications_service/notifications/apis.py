@@ -19,6 +19,14 @@ from notifications_service.notifications.services import (
     notification_mark_read,
     notification_send,
 )
+from servicekit.fields import (
+    BooleanField,
+    EmailField,
+    QuerySerializer,
+    SlugField,
+    TextField,
+    UUIDField,
+)
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsAdminOrService
 
@@ -64,14 +72,14 @@ class NotificationSendApi(APIView):
 
     @extend_schema_serializer(component_name="NotificationSendInput")
     class InputSerializer(serializers.Serializer[None]):
-        user_id = serializers.CharField(max_length=64)
-        title = serializers.CharField(max_length=200)
-        body = serializers.CharField(max_length=10_000)
-        kind = serializers.SlugField(max_length=64, default="message")
+        user_id = TextField(max_length=64)
+        title = TextField(max_length=200)
+        body = TextField(multiline=True, max_length=10_000)
+        kind = SlugField(max_length=64, default="message")
         # DRF's metaclass moves declared fields off the class, so `data` stays the property.
         data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
-        send_email = serializers.BooleanField(default=True)
-        event_id = serializers.UUIDField(
+        send_email = BooleanField(default=True)
+        event_id = UUIDField(
             required=False,
             default=None,
             help_text=(
@@ -79,7 +87,7 @@ class NotificationSendApi(APIView):
                 "event_id returns the first notification (200) instead of sending again."
             ),
         )
-        email = serializers.EmailField(
+        email = EmailField(
             required=False,
             default="",
             help_text="Address to use instead of the user's known contact address.",
@@ -114,8 +122,8 @@ class NotificationListApi(APIView):
     """`GET /api/notifications/`: the caller's notifications, newest first."""
 
     @extend_schema_serializer(component_name="NotificationListFilter")
-    class FilterSerializer(serializers.Serializer[None]):
-        unread = serializers.BooleanField(required=False, allow_null=True, default=None)
+    class FilterSerializer(QuerySerializer):
+        unread = BooleanField(required=False, allow_null=True, default=None)
 
     @extend_schema(
         operation_id="notification_list",

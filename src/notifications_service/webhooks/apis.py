@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -22,6 +23,7 @@ from notifications_service.webhooks.services import (
     webhook_endpoint_update,
 )
 from servicekit.auth import Principal
+from servicekit.fields import BooleanField, TextField, UrlField
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -83,6 +85,13 @@ def _event_types_field(**kwargs: object) -> serializers.ListField:
     )
 
 
+class WebhookUrlField(UrlField):
+    """https; plain http too where private networks are allowed (development receivers)."""
+
+    def allowed_schemes(self) -> tuple[str, ...]:
+        return ("https", "http") if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS else ("https",)
+
+
 def _principal(request: Request) -> Principal:
     user = request.user
     if not isinstance(user, Principal):  # the permission classes let no one else in
@@ -106,9 +115,9 @@ class WebhookListCreateApi(APIView):
 
     @extend_schema_serializer(component_name="WebhookCreateInput")
     class InputSerializer(serializers.Serializer[None]):
-        url = serializers.URLField(max_length=2000)
+        url = WebhookUrlField(max_length=2000)
         event_types = _event_types_field(required=False, default=list)
-        description = serializers.CharField(max_length=200, required=False, default="")
+        description = TextField(max_length=200, required=False, default="")
 
     @extend_schema(
         operation_id="webhook_list",
@@ -145,10 +154,10 @@ class WebhookDetailApi(APIView):
 
     @extend_schema_serializer(component_name="WebhookUpdateInput")
     class InputSerializer(serializers.Serializer[None]):
-        url = serializers.URLField(max_length=2000, required=False)
+        url = WebhookUrlField(max_length=2000, required=False)
         event_types = _event_types_field(required=False)
-        description = serializers.CharField(max_length=200, required=False)
-        is_active = serializers.BooleanField(required=False)
+        description = TextField(max_length=200, required=False)
+        is_active = BooleanField(required=False)
 
     @extend_schema(operation_id="webhook_get", responses={200: EndpointOutputSerializer})
     def get(self, request: Request, pk: str) -> Response:

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from servicekit.auth import Principal
+from servicekit.fields import EmailField, QuerySerializer, StringField, TextField
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsAdmin, IsHuman
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
@@ -37,9 +38,9 @@ class RegisterApi(APIView):
     permission_classes = [AllowAny]
 
     class InputSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(max_length=150)
-        email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(max_length=256, write_only=True, trim_whitespace=False)
+        name = TextField(max_length=150)
+        email = EmailField(max_length=254)
+        password = StringField(max_length=256, write_only=True, trim_whitespace=False)
         role = serializers.ChoiceField(
             choices=[(r.value, r.label) for r in SELF_SERVICE_ROLES], default=Role.CUSTOMER
         )
@@ -66,13 +67,13 @@ class UserDetailApi(APIView):
     permission_classes = [IsHuman]
 
     class InputSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(max_length=150)
-        email = serializers.EmailField(max_length=254)
+        name = TextField(max_length=150)
+        email = EmailField(max_length=254)
         role = serializers.ChoiceField(choices=Role.choices, required=False)
-        password = serializers.CharField(
+        password = StringField(
             max_length=256, write_only=True, required=False, trim_whitespace=False
         )
-        current_password = serializers.CharField(
+        current_password = StringField(
             max_length=256, write_only=True, required=False, trim_whitespace=False
         )
 
@@ -103,9 +104,9 @@ class UserDetailApi(APIView):
 class UserListApi(APIView):
     permission_classes = [IsAdmin]
 
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QuerySerializer):
         role = serializers.ChoiceField(choices=Role.choices, required=False)
-        search = serializers.CharField(max_length=254, required=False)
+        search = TextField(max_length=254, required=False)
 
     @extend_schema(parameters=[FilterSerializer], responses=UserOutputSerializer(many=True))
     def get(self, request: Request) -> Response:

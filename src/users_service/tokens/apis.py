@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from servicekit.fields import StringField, TextField
 from users_service.accounts.apis import UserOutputSerializer
 from users_service.tokens.selectors import jwks_document
 from users_service.tokens.services import (
@@ -49,8 +50,8 @@ class _PublicApi(APIView):
 
 class LoginApi(_PublicApi):
     class InputSerializer(serializers.Serializer[Any]):
-        email = serializers.CharField(max_length=254)
-        password = serializers.CharField(max_length=256, trim_whitespace=False)
+        email = TextField(max_length=254)
+        password = StringField(max_length=256, trim_whitespace=False)
 
     @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
     def post(self, request: Request) -> Response:
@@ -62,7 +63,7 @@ class LoginApi(_PublicApi):
 
 class RefreshApi(_PublicApi):
     class InputSerializer(serializers.Serializer[Any]):
-        refresh = serializers.CharField(max_length=128)
+        refresh = TextField(max_length=128)
 
     @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
     def post(self, request: Request) -> Response:
@@ -74,7 +75,7 @@ class RefreshApi(_PublicApi):
 
 class LogoutApi(_PublicApi):
     class InputSerializer(serializers.Serializer[Any]):
-        refresh = serializers.CharField(max_length=128)
+        refresh = TextField(max_length=128)
 
     @extend_schema(request=InputSerializer, responses={204: None})
     def post(self, request: Request) -> Response:

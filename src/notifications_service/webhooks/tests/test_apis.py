@@ -103,7 +103,7 @@ def test_bad_input(payload: dict, organizer: Caller) -> None:
 
 def test_private_addresses_are_refused_unless_allowed(settings, organizer: Caller) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
-    for url in ("http://127.0.0.1/hook", "http://10.0.0.5/hook", "http://[::1]/hook"):
+    for url in ("https://127.0.0.1/hook", "https://10.0.0.5/hook", "https://[::1]/hook"):
         response = APIClient().post("/api/webhooks/", {"url": url}, format="json", **organizer.auth)
         assert response.status_code == 400, url
         assert response.json()["type"] == "urn:problem:invalid-url"

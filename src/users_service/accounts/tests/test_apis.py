@@ -123,7 +123,7 @@ class TestRegister:
     def test_oversized_body(self, api: APIClient) -> None:
         payload = json.dumps({"name": "x" * 400_000, "email": "a@b.co", "password": PASSWORD})
         response = api.post("/api/users/register", data=payload, content_type="application/json")
-        assert_problem(response, 400)
+        assert assert_problem(response, 413)["type"] == "urn:problem:body-too-large"
         assert not User.objects.exists()
 
     @pytest.mark.parametrize("path", ["/api/users/register", "/api/users/register/"])
