@@ -93,9 +93,17 @@ class TestRegister:
             {"email": "a" * 250 + "@example.com"},
             {"password": "p" * 10_000},
             {"role": 7},
+            {"name": 5},
+            {"name": True},
+            {"name": "Grace\r\nBcc: x@example.com"},
+            {"name": "Grace\x1b[2J"},
+            {"email": "g@example.com\r\nBcc: x@example.com"},
+            {"email": 5},
+            {"password": 123456789012},
         ],
         ids=["null-name", "bad-email", "list-email", "long-name", "long-email", "huge-password",
-             "int-role"],
+             "int-role", "int-name", "bool-name", "crlf-name", "escape-name", "crlf-email",
+             "int-email", "int-password"],
     )  # fmt: skip
     def test_bad_fields_are_400_and_change_nothing(self, api: APIClient, overrides: dict) -> None:
         assert_problem(register(api, **overrides), 400)
@@ -273,8 +281,29 @@ class TestUserList:
         assert len(body["results"]) == 2
         assert admin_client.get("/api/users?role=admin").json()["count"] == 1
 
-    def test_page_size_is_capped(self, admin_client: APIClient) -> None:
-        assert admin_client.get("/api/users/?page_size=100000").status_code == 200
+    @pytest.mark.parametrize(
+        ("query", "field"),
+        [
+            ("page_size=100000", "page_size"),
+            ("page_size=0", "page_size"),
+            ("page=0", "page"),
+            ("page=abc", "page"),
+            ("search=", "search"),
+            ("search=a%00b", "search"),
+            ("search=a%0Db", "search"),
+            ("search=" + "x" * 255, "search"),
+            ("role=", "role"),
+            ("role=admin&role=customer", "role"),
+        ],
+    )
+    def test_bad_query_parameters_are_400_naming_them(
+        self, admin_client: APIClient, query: str, field: str
+    ) -> None:
+        body = assert_problem(admin_client.get(f"/api/users/?{query}"), 400)
+        assert set(body["errors"]) == {field}
+
+    def test_page_size_up_to_100(self, admin_client: APIClient) -> None:
+        assert admin_client.get("/api/users/?page_size=100").status_code == 200
 
     def test_non_admins_are_refused(self, customer_client: APIClient) -> None:
         assert_problem(customer_client.get("/api/users/"), 403)

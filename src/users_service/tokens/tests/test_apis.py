@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from rest_framework.test import APIClient
 from servicekit.auth import get_verifier
 from users_service.accounts.models import User
 from users_service.conftest import PASSWORD
-from users_service.tokens.models import RefreshToken, SigningKey
+from users_service.tokens.models import LoginThrottle, RefreshToken, SigningKey
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +163,105 @@ class TestServiceToken:
         assert principal.role == "service"
         assert principal.id == "service:booking"
         assert principal.is_service
+
+
+def rows() -> list[tuple[Any, ...]]:
+    """Everything a login, refresh or logout could change."""
+    return [
+        *User.objects.values_list("id", "updated_at"),
+        *RefreshToken.objects.values_list("id", "used_at", "revoked_at"),
+        *LoginThrottle.objects.values_list("key", "consecutive_failures", "window_failures"),
+    ]
+
+
+def problem_type(response: Any, status: int) -> str:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    return str(response.json()["type"])
+
+
+class TestBodyLimits:
+    """Bodies the parser refuses, each wrapped around credentials that would log in."""
+
+    @pytest.mark.parametrize(
+        ("extra", "code"),
+        [
+            (b"[" * 50_000, "malformed-json"),
+            (b"[" * 40 + b"]" * 40, "json-too-deep"),
+            (b"1e400", "json-number-out-of-range"),
+            (str(2**70).encode(), "json-number-out-of-range"),
+            (b"NaN", "malformed-json"),
+            (b"Infinity", "malformed-json"),
+            (b"-Infinity", "malformed-json"),
+            (b'"a\\u0000b"', "json-nul-character"),
+            (b'"\xff\xfe"', "malformed-json"),
+        ],
+        ids=["50000-brackets", "depth-40", "1e400", "2**70", "nan", "infinity", "-infinity",
+             "nul", "invalid-utf8"],
+    )  # fmt: skip
+    def test_refused_before_anything_happens(
+        self, api: APIClient, customer: User, extra: bytes, code: str
+    ) -> None:
+        before = rows()
+        body = b'{"email": "%s", "password": "%s", "x": %s}' % (
+            customer.email.encode(),
+            PASSWORD.encode(),
+            extra,
+        )
+        response = api.post("/api/users/login", data=body, content_type="application/json")
+        assert problem_type(response, 400) == f"urn:problem:{code}"
+        assert rows() == before
+
+    def test_a_bare_deep_body_is_400(self, api: APIClient) -> None:
+        response = api.post("/api/users/login", data="[" * 50_000, content_type="application/json")
+        assert problem_type(response, 400) == "urn:problem:malformed-json"
+
+    def test_oversized_body_is_413(self, api: APIClient, customer: User) -> None:
+        before = rows()
+        body = {"email": customer.email, "password": PASSWORD, "x": "a" * 300_000}
+        response = api.post("/api/users/login", body, format="json")
+        assert problem_type(response, 413) == "urn:problem:body-too-large"
+        assert rows() == before
+
+    def test_content_length_over_the_limit_is_413_whatever_the_body(
+        self, api: APIClient, customer: User
+    ) -> None:
+        before = rows()
+        body = json.dumps({"email": customer.email, "password": PASSWORD})
+        response = api.generic(
+            "POST", "/api/users/login", body, "application/json", CONTENT_LENGTH="999999999"
+        )
+        assert problem_type(response, 413) == "urn:problem:body-too-large"
+        assert rows() == before
+
+    def test_wrong_content_type_is_a_415_problem(self, api: APIClient, customer: User) -> None:
+        before = rows()
+        body = json.dumps({"email": customer.email, "password": PASSWORD})
+        for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+            response = api.post("/api/users/login", data=body, content_type=content_type)
+            assert problem_type(response, 415) == "urn:problem:unsupported-media-type"
+        assert rows() == before
+
+
+class TestStrictTypes:
+    @pytest.mark.parametrize("refresh", [0, 1, True, None, ["x"], {"a": 1}, ""])
+    @pytest.mark.parametrize("path", ["/api/users/token/refresh", "/api/users/logout"])
+    def test_refresh_that_is_not_a_string_is_400(
+        self, api: APIClient, customer: User, path: str, refresh: Any
+    ) -> None:
+        assert login(api, customer.email).status_code == 200
+        before = rows()
+        response = api.post(path, {"refresh": refresh}, format="json")
+        assert problem_type(response, 400) == "urn:problem:validation-error"
+        assert set(response.json()["errors"]) == {"refresh"}
+        assert rows() == before
+
+    @pytest.mark.parametrize(
+        "body",
+        [{"email": 5, "password": PASSWORD}, {"email": "x@example.com", "password": 12345678}],
+    )
+    def test_login_fields_must_be_strings(self, api: APIClient, body: dict[str, Any]) -> None:
+        before = rows()
+        response = api.post("/api/users/login", body, format="json")
+        assert problem_type(response, 400) == "urn:problem:validation-error"
+        assert rows() == before
