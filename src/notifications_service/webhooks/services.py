@@ -1,13 +1,12 @@
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import logging
 import secrets
 import socket
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import datetime
 from typing import Any
@@ -21,13 +20,18 @@ from django.utils import timezone
 from notifications_service.notifications.services import (
     DispatchResult,
     deliveries_claim_due,
+    failure_text,
     retry_at,
 )
+from notifications_service.webhooks import transport
 from notifications_service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notifications_service.webhooks.signing import SIGNATURE_HEADER, signature_header
 from servicekit.problems import Problem
 
 logger = logging.getLogger(__name__)
+
+# How much of a failed answer's body is kept in the attempt log, for the organizer to see.
+ERROR_BODY_EXCERPT = 300
 
 # Events an organizer's webhook can receive: the ones about their events and bookings.
 WEBHOOK_EVENT_TYPES = (
@@ -150,6 +154,10 @@ def webhook_body(delivery: WebhookDelivery) -> bytes:
     ).encode()
 
 
+# What a receiver can do wrong on the wire: logged in one line, without a traceback.
+WEBHOOK_EXPECTED_FAILURES = (OSError, http.client.HTTPException, ValueError)
+
+
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
     endpoint = delivery.endpoint
     try:
@@ -158,10 +166,9 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
     except Problem as exc:
         return None, f"refused: {exc.detail}"
     body = webhook_body(delivery)
-    request = urllib.request.Request(  # noqa: S310  (scheme checked on registration)
+    answer = transport.post(
         endpoint.url,
-        data=body,
-        method="POST",
+        body=body,
         headers={
             "Content-Type": "application/json",
             "User-Agent": "Turnstile-Webhooks/1",
@@ -170,25 +177,32 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
             "Turnstile-Event-Type": delivery.event_type,
             "Turnstile-Delivery-Id": str(delivery.pk),
         },
+        timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+        deadline=settings.WEBHOOK_DEADLINE_SECONDS,
+        max_bytes=settings.WEBHOOK_RESPONSE_MAX_BYTES,
     )
-    try:
-        with urllib.request.urlopen(  # noqa: S310
-            request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS
-        ) as response:
-            return int(response.status), ""
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+    if 200 <= answer.status < 300:
+        return answer.status, ""
+    excerpt = answer.body[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace").strip()
+    return answer.status, f"HTTP {answer.status}" + (f": {excerpt}" if excerpt else "")
 
 
 def webhook_deliveries_dispatch(*, batch_size: int = 20) -> DispatchResult:
-    """POST the due deliveries; 2xx is success, anything else is retried with backoff."""
+    """POST the due deliveries; 2xx is success, anything else is retried with backoff.
+
+    Whatever goes wrong with one delivery (a receiver that answers garbage, too slowly or
+    not at all) is that delivery's failed attempt, logged; the others go out all the same.
+    """
     result = DispatchResult()
     ids = deliveries_claim_due(model=WebhookDelivery, batch_size=batch_size, now=timezone.now())
     for delivery in WebhookDelivery.objects.select_related("endpoint").filter(id__in=ids):
         started = time.monotonic()
-        status_code, error = _post(delivery)
+        try:
+            status_code, error = _post(delivery)
+        except Exception as exc:
+            if not isinstance(exc, WEBHOOK_EXPECTED_FAILURES):
+                logger.exception("webhook delivery %s raised", delivery.pk)
+            status_code, error = None, failure_text(exc)
         duration_ms = int((time.monotonic() - started) * 1000)
         _record_attempt(
             delivery=delivery,
@@ -212,11 +226,12 @@ def _record_attempt(
 ) -> None:
     succeeded = status_code is not None and 200 <= status_code < 300
     with transaction.atomic():
+        error = error.replace("\x00", "\\x00")[:2000]  # PostgreSQL text holds no NUL
         WebhookAttempt.objects.create(
             delivery=delivery, status_code=status_code, error=error, duration_ms=duration_ms
         )
         delivery.last_status_code = status_code
-        delivery.last_error = error[:2000]
+        delivery.last_error = error
         if succeeded:
             delivery.status = WebhookDelivery.Status.SUCCEEDED
             delivery.delivered_at = now
