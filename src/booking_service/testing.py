@@ -11,10 +11,13 @@ from typing import Any
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from booking_service.bookings.models import Booking
 from booking_service.events.models import Event
 from booking_service.events.services import event_create
+from booking_service.payments.models import Payment
 from booking_service.resources.models import Resource
 from booking_service.resources.services import resource_create
+from servicekit.outbox.models import OutboxEvent
 from servicekit.testing import TestTokenIssuer
 
 
@@ -94,3 +97,16 @@ def next_slot(
     day = (timezone.now() + dt.timedelta(days=days)).astimezone(tz).date()
     start = dt.datetime.combine(day, dt.time(hour, 0), tzinfo=tz)
     return start, start + dt.timedelta(hours=hours)
+
+
+def database_rows() -> list[tuple[Any, ...]]:
+    """What any booking API could change: equal before and after a refused request."""
+    return [
+        *Event.objects.order_by("id").values_list(
+            "id", "name", "location", "available_tickets", "total_tickets", "updated_at"
+        ),
+        *Resource.objects.order_by("id").values_list("id", "name", "timezone", "updated_at"),
+        *Booking.objects.order_by("id").values_list("id", "status", "tickets_booked", "updated_at"),
+        *Payment.objects.order_by("id").values_list("id", "status", "updated_at"),
+        *OutboxEvent.objects.order_by("event_id").values_list("event_id"),
+    ]

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from booking_service.bookings.models import Booking
 from booking_service.events.models import Event
-from booking_service.testing import Caller, make_event, make_resource, next_slot
+from booking_service.testing import Caller, database_rows, make_event, make_resource, next_slot
 
 pytestmark = pytest.mark.django_db
 
@@ -229,3 +229,116 @@ def test_booking_list_runs_a_constant_number_of_queries(customer: Caller) -> Non
     with CaptureQueriesContext(connection) as many:
         assert client.get("/api/bookings/").json()["count"] == 11
     assert len(one) == len(many) <= 2
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    return dict(response.json())
+
+
+@pytest.fixture
+def regular_path(settings: Any) -> None:
+    """Every booking through the regular view (the batched path is tested in test_fastpath)."""
+    settings.BOOKING_FAST_PATH = False
+
+
+def _body(event_id: int, tickets: bytes) -> bytes:
+    return b'{"event": %d, "tickets_booked": %s}' % (event_id, tickets)
+
+
+@pytest.mark.usefixtures("regular_path")
+class TestRefusedBodies:
+    @pytest.mark.parametrize(
+        ("tickets", "status", "code"),
+        [
+            (b"[" * 50_000, 400, "malformed-json"),
+            (b"[" * 40 + b"1" + b"]" * 40, 400, "json-too-deep"),
+            (b"1e400", 400, "json-number-out-of-range"),
+            (str(2**70).encode(), 400, "json-number-out-of-range"),
+            (b"NaN", 400, "malformed-json"),
+            (b"Infinity", 400, "malformed-json"),
+            (b'"\\u0000"', 400, "json-nul-character"),
+            (b'"\xff"', 400, "malformed-json"),
+            (b'1, "x": "' + b"a" * 300_000 + b'"', 413, "body-too-large"),
+        ],
+    )
+    @pytest.mark.parametrize("idempotency_key", [None, "key-1"])
+    def test_refused_and_nothing_changes(
+        self,
+        customer: Caller,
+        tickets: bytes,
+        status: int,
+        code: str,
+        idempotency_key: str | None,
+    ) -> None:
+        event = make_event(total_tickets=10)
+        before = database_rows()
+        headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key} if idempotency_key else {}
+        response = customer.client().post(
+            "/api/bookings/", _body(event.pk, tickets), content_type="application/json", **headers
+        )
+        assert problem(response, status)["type"] == f"urn:problem:{code}"
+        assert database_rows() == before
+
+
+@pytest.mark.usefixtures("regular_path")
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"event": "EVENT", "tickets_booked": "2"}, "tickets_booked"),
+        ({"event": "EVENT", "tickets_booked": 2.0}, "tickets_booked"),
+        ({"event": "EVENT", "tickets_booked": True}, "tickets_booked"),
+        ({"event": "EVENT", "tickets_booked": 2**40}, "tickets_booked"),
+        ({"event": "EVENT_AS_TEXT", "tickets_booked": 2}, "event"),
+        ({"event": -1, "tickets_booked": 2}, "event"),
+        ({"event": 0, "tickets_booked": 2}, "event"),
+    ],
+)
+def test_wrong_types_and_ranges_are_400_naming_the_field(
+    customer: Caller, body: dict[str, Any], field: str
+) -> None:
+    event = make_event(total_tickets=10)
+    replace = {"EVENT": event.pk, "EVENT_AS_TEXT": str(event.pk)}
+    payload = {key: replace.get(str(value), value) for key, value in body.items()}
+    before = database_rows()
+    response = customer.client().post("/api/bookings/", payload, format="json")
+    assert set(problem(response, 400)["errors"]) == {field}
+    assert database_rows() == before
+
+
+@pytest.mark.parametrize("tickets", [2**40, "3", 0])
+def test_an_update_out_of_range_is_400(customer: Caller, tickets: Any) -> None:
+    event = make_event(total_tickets=10)
+    client = customer.client()
+    created = client.post("/api/bookings/", {"event": event.pk, "tickets_booked": 2}, format="json")
+    assert created.status_code == 201
+    before = database_rows()
+    response = client.patch(
+        f"/api/bookings/{created.json()['id']}/", {"tickets_booked": tickets}, format="json"
+    )
+    assert set(problem(response, 400)["errors"]) == {"tickets_booked"}
+    assert database_rows() == before
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("event=abc", "event"),
+        ("event=", "event"),
+        ("event=99999999999999999999", "event"),
+        ("resource=-5", "resource"),
+        ("status=lost", "status"),
+        ("page=0", "page"),
+        ("page_size=1000", "page_size"),
+    ],
+)
+def test_bad_list_filters_are_400_naming_them(customer: Caller, query: str, field: str) -> None:
+    response = customer.client().get(f"/api/bookings/?{query}")
+    assert set(problem(response, 400)["errors"]) == {field}
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999", "0", "-1", "abc"])
+def test_booking_ids_no_row_can_have_are_404(customer: Caller, pk: str) -> None:
+    problem(customer.client().get(f"/api/bookings/{pk}/"), 404)
+    problem(customer.client().delete(f"/api/bookings/{pk}/"), 404)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from booking_service.bookings import fastpath
@@ -28,7 +28,7 @@ from booking_service.bookings.services import booking_cancel
 from booking_service.bookings.services.common import Actor
 from booking_service.events.models import Event, EventStatus
 from booking_service.events.selectors import event_inventory
-from booking_service.testing import Caller, make_event
+from booking_service.testing import Caller, database_rows, make_event
 from servicekit.outbox.models import OutboxEvent
 
 PROBLEM = "application/problem+json"
@@ -378,3 +378,85 @@ def test_a_session_that_already_has_the_statement_replaces_it(customer: Caller) 
     assert isinstance(batcher.book(event_id=event.pk, tickets=2, user_id=customer.id), Booking)
     event.refresh_from_db()
     assert event.available_tickets == 3
+
+
+# Bodies the parser refuses; EVENT stands for a real event's id.
+REFUSED_BODIES = [
+    (b"[" * 50_000, 400, "malformed-json"),
+    (b'{"event": EVENT, "tickets_booked": ' + b"[" * 50_000, 400, "malformed-json"),
+    (b'{"event": EVENT, "tickets_booked": 1, "x": ' + b"[" * 40 + b"]" * 40 + b"}", 400,
+     "json-too-deep"),
+    (b'{"event": EVENT, "tickets_booked": 1e400}', 400, "json-number-out-of-range"),
+    (b'{"event": %d, "tickets_booked": 1}' % 2**70, 400, "json-number-out-of-range"),
+    (b'{"event": EVENT, "tickets_booked": NaN}', 400, "malformed-json"),
+    (b'{"event": EVENT, "tickets_booked": -Infinity}', 400, "malformed-json"),
+    (b'{"event": EVENT, "tickets_booked": 1, "x": "\\u0000"}', 400, "json-nul-character"),
+    (b'{"event": EVENT, "tickets_booked": 1, "x": "\xff"}', 400, "malformed-json"),
+    (b'{"event": EVENT, "tickets_booked": 1, "x": "' + b"a" * 300_000 + b'"}', 413,
+     "body-too-large"),
+]  # fmt: skip
+
+
+@pytest.mark.django_db
+class TestLimits:
+    """The batched path reads the body with the regular view's parser: what the parser
+    refuses goes to the regular view, so both paths give the same problem."""
+
+    @pytest.mark.parametrize(("template", "status", "code"), REFUSED_BODIES)
+    def test_same_problem_as_the_regular_path_and_nothing_changes(
+        self, settings: Any, customer: Caller, template: bytes, status: int, code: str
+    ) -> None:
+        body = template.replace(b"EVENT", str(make_event(total_tickets=10).pk).encode())
+        before = database_rows()
+        answers = []
+        for fast in (True, False):
+            settings.BOOKING_FAST_PATH = fast
+            response = Client().post(
+                "/api/bookings/",
+                body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {customer.token}",
+            )
+            answers.append((response.status_code, response["Content-Type"], response.json()))
+        assert answers[0] == answers[1]
+        assert answers[0][:2] == (status, PROBLEM)
+        assert answers[0][2]["type"] == f"urn:problem:{code}"
+        assert database_rows() == before
+
+    @pytest.mark.parametrize(("template", "status", "code"), REFUSED_BODIES)
+    def test_handed_to_the_regular_view(
+        self,
+        middleware: FastBookingMiddleware,
+        regular: RegularPath,
+        customer: Caller,
+        template: bytes,
+        status: int,
+        code: str,
+    ) -> None:
+        body = template.replace(b"EVENT", str(make_event(total_tickets=10).pk).encode())
+        request = RequestFactory().post(
+            "/api/bookings/",
+            data=body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {customer.token}",
+        )
+        assert middleware(request).status_code == 299
+        assert regular.calls == 1
+
+    def test_a_content_length_over_the_limit_is_413_without_reading_the_body(
+        self, settings: Any, customer: Caller
+    ) -> None:
+        event = make_event(total_tickets=10)
+        before = database_rows()
+        settings.BOOKING_FAST_PATH = True
+        response = Client().generic(
+            "POST",
+            "/api/bookings/",
+            json.dumps({"event": event.pk, "tickets_booked": 1}),
+            "application/json",
+            HTTP_AUTHORIZATION=f"Bearer {customer.token}",
+            CONTENT_LENGTH="999999999",
+        )
+        assert response.status_code == 413
+        assert response.json()["type"] == "urn:problem:body-too-large"
+        assert database_rows() == before

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from booking_service.events.models import Event, EventStatus
-from booking_service.testing import Caller, make_event
+from booking_service.testing import Caller, database_rows, make_event
 from servicekit.outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -211,3 +211,108 @@ def test_total_tickets_cannot_go_below_held_and_sold(organizer: Caller, customer
     assert response.json()["taken_tickets"] == 4
     response = organizer.client().patch(url, {"total_tickets": 6}, format="json")
     assert (response.json()["total_tickets"], response.json()["available_tickets"]) == (6, 2)
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    return dict(response.json())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"name": "Jazz\r\nBcc: x@example.com"}, "name"),
+        ({"name": "Jazz\x0bNight"}, "name"),
+        ({"name": "Jazz\x1b[2J"}, "name"),
+        ({"name": "Jazz\u2028Night"}, "name"),
+        ({"location": "Blue\nRoom"}, "location"),
+        ({"description": "bell\x07"}, "description"),
+        ({"name": 5}, "name"),
+        ({"name": True}, "name"),
+        ({"location": 12.5}, "location"),
+        ({"total_tickets": "120"}, "total_tickets"),
+        ({"total_tickets": 120.0}, "total_tickets"),
+        ({"total_tickets": True}, "total_tickets"),
+        ({"total_tickets": 2**40}, "total_tickets"),
+        ({"organizer_id": 5}, "organizer_id"),
+        ({"date": 20300101}, "date"),
+    ],
+)
+def test_control_characters_and_wrong_types_are_400_naming_the_field(
+    organizer: Caller, overrides: dict[str, Any], field: str
+) -> None:
+    event = make_event(organizer_id=organizer.id)
+    before = database_rows()
+    client = organizer.client()
+    body = problem(client.post("/api/events/", event_body(**overrides), format="json"), 400)
+    assert set(body["errors"]) == {field}
+    if field != "organizer_id":  # set on creation only
+        body = problem(client.patch(f"/api/events/{event.pk}/", overrides, format="json"), 400)
+        assert set(body["errors"]) == {field}
+    assert database_rows() == before
+
+
+def test_a_multiline_description_is_fine(organizer: Caller) -> None:
+    body = event_body(description="Doors at 7.\r\n\tSet at 8.")
+    response = organizer.client().post("/api/events/", body, format="json")
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"[" * 50_000, "malformed-json"),
+        (b'{"name": "Jazz", "total_tickets": 1e400}', "json-number-out-of-range"),
+        (b'{"total_tickets": NaN}', "malformed-json"),
+        (b'{"name": "Jazz\\u0000Night"}', "json-nul-character"),
+    ],
+)
+def test_bodies_the_parser_refuses_are_400(organizer: Caller, body: bytes, code: str) -> None:
+    before = database_rows()
+    response = organizer.client().post("/api/events/", body, content_type="application/json")
+    assert problem(response, 400)["type"] == f"urn:problem:{code}"
+    assert database_rows() == before
+
+
+@pytest.mark.parametrize(
+    "pk", ["99999999999999999999", str(2**63), "0", "-1", "abc", "1.5", "9" * 5000]
+)
+def test_ids_no_row_can_have_are_404(organizer: Caller, pk: str) -> None:
+    make_event(organizer_id=organizer.id)
+    before = database_rows()
+    assert problem(APIClient().get(f"/api/events/{pk}/"), 404)["type"] == "urn:problem:not-found"
+    problem(organizer.client().patch(f"/api/events/{pk}/", {"name": "x"}, format="json"), 404)
+    problem(organizer.client().delete(f"/api/events/{pk}/"), 404)
+    assert database_rows() == before
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("q=", "q"),
+        ("q=a%00b", "q"),
+        ("q=a%0D%0Ab", "q"),
+        ("q=" + "x" * 201, "q"),
+        ("location=", "location"),
+        ("date_from=tomorrow", "date_from"),
+        ("date_from=2030-01-02&date_to=2030-01-01", "date_to"),
+        ("date_to=", "date_to"),
+        ("page=0", "page"),
+        ("page=abc", "page"),
+        ("page_size=0", "page_size"),
+        ("page_size=101", "page_size"),
+    ],
+)
+def test_bad_list_filters_are_400_naming_them(query: str, field: str) -> None:
+    make_event()
+    body = problem(APIClient().get(f"/api/events/?{query}"), 400)
+    assert set(body["errors"]) == {field}
+
+
+def test_list_filters_within_range() -> None:
+    event = make_event(name="Jazz Night")
+    day = event.date.isoformat()
+    response = APIClient().get(f"/api/events/?q=jazz&date_from={day}&date_to={day}")
+    assert [e["id"] for e in response.json()["results"]] == [event.pk]
+    problem(APIClient().get("/api/events/?page=2"), 404)

@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.payments.models import Payment
-from booking_service.testing import Caller, make_event
+from booking_service.testing import Caller, database_rows, make_event
 
 pytestmark = pytest.mark.django_db
 
@@ -138,3 +138,41 @@ def test_pay_for_a_slot_and_cancel_refunds(customer: Caller) -> None:
         format="json",
     )
     assert again.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"booking": "BOOKING", "payment_token": 5}, "payment_token"),
+        ({"booking": "BOOKING", "payment_token": "tok_visa\r\n"}, "payment_token"),
+        ({"booking": "BOOKING_AS_TEXT", "payment_token": "tok_visa"}, "booking"),
+        ({"booking": -1, "payment_token": "tok_visa"}, "booking"),
+        ({"booking": True, "payment_token": "tok_visa"}, "booking"),
+    ],
+)
+def test_bad_payment_input_is_400_and_changes_nothing(
+    customer: Caller, body: dict[str, object], field: str
+) -> None:
+    booking_id = held_booking(customer)
+    replace = {"BOOKING": booking_id, "BOOKING_AS_TEXT": str(booking_id)}
+    payload = {key: replace.get(str(value), value) for key, value in body.items()}
+    before = database_rows()
+    response = customer.client().post("/api/payments/", payload, format="json")
+    assert response.status_code == 400, response.content
+    assert set(response.json()["errors"]) == {field}
+    assert database_rows() == before
+
+
+@pytest.mark.parametrize(
+    "query", ["booking=abc", "booking=", "booking=99999999999999999999", "booking=0"]
+)
+def test_bad_payment_filters_are_400_naming_booking(customer: Caller, query: str) -> None:
+    response = customer.client().get(f"/api/payments/?{query}")
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == PROBLEM
+    assert set(response.json()["errors"]) == {"booking"}
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999", "0", "abc"])
+def test_payment_ids_no_row_can_have_are_404(customer: Caller, pk: str) -> None:
+    assert customer.client().get(f"/api/payments/{pk}/").status_code == 404

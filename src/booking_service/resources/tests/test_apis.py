@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from booking_service.bookings.models import Booking
 from booking_service.resources.models import Resource
-from booking_service.testing import Caller, make_resource, next_slot
+from booking_service.testing import Caller, database_rows, make_resource, next_slot
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +141,68 @@ def test_bad_availability_queries_are_4xx(query: str) -> None:
     response = APIClient().get("/api/availability/" + query.replace("RES", str(resource.pk)))
     assert 400 <= response.status_code < 500
     assert response["Content-Type"] == PROBLEM
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    return dict(response.json())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"timezone": "America"}, "timezone"),
+        ({"timezone": "../etc/passwd"}, "timezone"),
+        ({"timezone": "/usr/share/zoneinfo/UTC"}, "timezone"),
+        ({"timezone": ""}, "timezone"),
+        ({"timezone": "localtime"}, "timezone"),
+        ({"timezone": 0}, "timezone"),
+        ({"name": "Room\r\n101"}, "name"),
+        ({"name": "Room\x7f"}, "name"),
+        ({"name": 101}, "name"),
+        ({"location": "HQ\x1f"}, "location"),
+        ({"slot_minutes": "30"}, "slot_minutes"),
+        ({"slot_minutes": 2**70}, None),
+    ],
+)
+def test_bad_resource_input_is_400_naming_the_field(
+    organizer: Caller, overrides: dict[str, Any], field: str | None
+) -> None:
+    resource = make_resource(organizer_id=organizer.id)
+    before = database_rows()
+    client = organizer.client()
+    for response in (
+        client.post("/api/resources/", resource_body(**overrides), format="json"),
+        client.patch(f"/api/resources/{resource.pk}/", overrides, format="json"),
+    ):
+        body = problem(response, 400)
+        if field is not None:
+            assert set(body["errors"]) == {field}
+        else:  # refused by the parser
+            assert body["type"] == "urn:problem:json-number-out-of-range"
+    assert database_rows() == before
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("event=99999999999999999999", "event"),
+        ("event=abc", "event"),
+        ("event=", "event"),
+        ("resource=RES&start=2030-01-02T00:00Z&end=2030-01-01T00:00Z", "end"),
+        ("resource=RES&start=2030-01-01T00:00Z&end=2030-01-01T00:00Z", "end"),
+        ("resource=RES&start=2030-01-01T00:00Z&end=2030-03-01T00:00Z", "end"),
+        ("resource=RES&start=2030-01-01T00:00Z&end=later", "end"),
+        ("resource=-1&start=2030-01-01T00:00Z&end=2030-01-02T00:00Z", "resource"),
+    ],
+)
+def test_bad_availability_queries_are_400_naming_the_field(query: str, field: str) -> None:
+    resource = make_resource()
+    response = APIClient().get("/api/availability/?" + query.replace("RES", str(resource.pk)))
+    assert set(problem(response, 400)["errors"]) == {field}
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999", "0", "-1", "abc"])
+def test_resource_ids_no_row_can_have_are_404(pk: str) -> None:
+    problem(APIClient().get(f"/api/resources/{pk}/"), 404)
