@@ -174,8 +174,21 @@ class ConsumerWorker:
         subscription = self.subscription()
         messages = subscription.fetch(self.options.batch, self.options.fetch_timeout)
         for msg in messages:
-            self.process(subscription, msg)
+            try:
+                self.process(subscription, msg)
+            except Exception:
+                # Even recording its failure failed (a dead letter the database refused, an
+                # ack the broker lost): this message comes back later, the batch goes on.
+                logger.exception("%s: message %s could not be processed", self.spec.name, msg)
+                self._nak_quietly(subscription, msg)
         return len(messages)
+
+    def _nak_quietly(self, subscription: SyncPullSubscription, msg: Msg) -> None:
+        deliveries = msg.metadata.num_delivered or 1
+        try:
+            subscription.nak(msg, delay=self._retry_delay(deliveries))
+        except Exception as exc:  # unacked, it is redelivered after ack_wait all the same
+            logger.warning("%s: nak failed: %s", self.spec.name, exc)
 
     def run(self, stop: threading.Event) -> None:
         failures = 0

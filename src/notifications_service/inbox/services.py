@@ -47,14 +47,19 @@ def dead_letter_record(
 ) -> DeadLetter:
     return DeadLetter.objects.create(
         consumer=consumer,
-        subject=subject,
-        payload=payload.decode("utf-8", errors="replace"),
-        error=error[:10_000],
+        subject=_storable(subject)[:255],
+        payload=_storable(payload.decode("utf-8", errors="replace")),
+        error=_storable(error)[:10_000],
         deliveries=deliveries,
         stream_sequence=stream_sequence,
-        event_id=event_id[:64],
-        event_type=event_type[:64],
+        event_id=_storable(event_id)[:64],
+        event_type=_storable(event_type)[:64],
     )
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; a message that carries one must still be recorded.
+    return text.replace("\x00", "\\x00")
 
 
 def event_handle(*, consumer: str, handler: Handler, envelope: Envelope) -> bool:

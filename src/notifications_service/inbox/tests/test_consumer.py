@@ -135,3 +135,50 @@ def test_a_failing_handler_is_retried_then_dead_lettered_with_its_error(bus: Syn
     assert not ProcessedEvent.objects.filter(consumer="explosive").exists()
     # The message is finished: not redelivered.
     assert worker.subscription().fetch(1, 0.5) == []
+
+
+def test_a_message_its_handler_cannot_read_fails_alone_while_the_next_is_handled(
+    bus: SyncBus,
+) -> None:
+    handled: list[uuid.UUID] = []
+
+    def handle(event: Envelope) -> None:
+        if event.data.get("poison"):
+            raise KeyError("tickets_booked")
+        handled.append(event.id)
+
+    spec = ConsumerSpec(name="picky", durable="tests-picky", types=(">",), handler=handle)
+    bad = envelope("booking.confirmed", {"poison": True})
+    good = envelope("booking.confirmed", {"booking_id": 2})
+    publish(bus, bad)
+    publish(bus, good)
+    worker = ConsumerWorker(bus, spec, FAST)
+    worker.run_once()
+    # The next message did not wait for the bad one, which is to be tried again.
+    assert handled == [uuid.UUID(good["id"])]
+    assert not DeadLetter.objects.exists()
+    assert list(
+        ProcessedEvent.objects.filter(consumer="picky").values_list("event_id", flat=True)
+    ) == [uuid.UUID(good["id"])]
+    assert wait_until(lambda: bool(worker.run_once() or True) and worker.dead_lettered == 1, 10)
+    letter = DeadLetter.objects.get(consumer="picky")
+    assert letter.event_id == bad["id"]
+    assert letter.deliveries == FAST.max_deliver
+    assert "KeyError: 'tickets_booked'" in letter.error
+    assert handled == [uuid.UUID(good["id"])]
+    assert worker.handled == 1
+
+
+def test_a_message_with_a_nul_byte_is_dead_lettered_and_the_next_is_handled(
+    bus: SyncBus,
+) -> None:
+    user_id = str(uuid.uuid4())
+    bus.publish(event_type="booking.confirmed", payload=b"\x00not json", msg_id="nul-1")
+    publish(bus, _confirmed(user_id))
+    worker = ConsumerWorker(bus, _spec("notifications"), FAST)
+    worker.run_once()
+    assert Notification.objects.filter(user_id=user_id).count() == 1
+    letter = DeadLetter.objects.get()
+    assert letter.payload == "\\x00not json"  # PostgreSQL text holds no NUL
+    assert "not JSON" in letter.error
+    assert worker.subscription().fetch(1, 0.5) == []

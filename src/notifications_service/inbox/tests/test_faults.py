@@ -265,3 +265,38 @@ def test_broker_stopped_while_events_are_written_delivers_everything_once(
     assert sorted(
         str(n) for n in Notification.objects.values_list("source_event_id", flat=True)
     ) == sorted(written)
+
+
+def test_the_consumer_process_dead_letters_bad_messages_and_handles_the_rest(
+    bus: SyncBus, bus_stream: BusConfig, tmp_path: Path
+) -> None:
+    from notifications_service.inbox.models import DeadLetter
+
+    bus.publish(event_type="booking.confirmed", payload=b"\x00not json", msg_id="nul")
+    unreadable = envelope("booking.confirmed", {"booking_id": 1})  # no user_id: KeyError
+    publish(bus, unreadable)
+    total = 20
+    for n in range(total):
+        publish(bus, envelope("booking.confirmed", _confirmed_data(n)))
+    env = process_env(
+        bus_stream,
+        DATABASE_URL=current_database_url(),
+        NOTIFICATIONS_CONSUMER_MAX_DELIVER="2",
+        NOTIFICATIONS_CONSUMER_ACK_WAIT_SECONDS="30",
+        DELIVERY_RETRY_BASE_SECONDS="0.1",
+    )
+    log = tmp_path / "consumer.log"
+    consumer = start_process(
+        "notifications_service", ["consume_events", "--consumer", "notifications"], env, log
+    )
+    try:
+        assert wait_until(lambda: Notification.objects.count() == total, 30), _log(log)
+        assert wait_until(lambda: DeadLetter.objects.count() == 2, 30), _log(log)
+        assert wait_until(lambda: _consumer_idle(bus, "notifications-notify"), 10), _log(log)
+        assert consumer.poll() is None, _log(log)
+    finally:
+        stop_process(consumer)
+    letters = {letter.event_id: letter for letter in DeadLetter.objects.all()}
+    assert letters[unreadable["id"]].deliveries == 2
+    assert "KeyError: 'user_id'" in letters[unreadable["id"]].error
+    assert letters[""].payload == "\\x00not json"
