@@ -153,6 +153,17 @@ def test_people_cannot_send_notifications(role: str, new_caller) -> None:
         {"user_id": "u", "title": "t", "body": "b", "data": [1, 2]},
         {"user_id": "u", "title": "t", "body": "b", "kind": "has spaces"},
         {"user_id": ["u"], "title": "t", "body": "b"},
+        {"user_id": 42, "title": "t", "body": "b"},
+        {"user_id": "u", "title": 5, "body": "b"},
+        {"user_id": "u", "title": True, "body": "b"},
+        {"user_id": "u", "title": "Hi\r\nBcc: x@example.com", "body": "b"},
+        {"user_id": "u", "title": "Hi\x1b]0;x\x07", "body": "b"},
+        {"user_id": "u", "title": "t", "body": "bell\x07"},
+        {"user_id": "u", "title": "t", "body": "b", "send_email": "yes"},
+        {"user_id": "u", "title": "t", "body": "b", "send_email": 1},
+        {"user_id": "u", "title": "t", "body": "b", "event_id": 5},
+        {"user_id": "u", "title": "t", "body": "b", "email": "a@example.com\r\nBcc: b@x.org"},
+        {"user_id": "u", "title": "t", "body": "b", "kind": 5},
     ],
 )
 def test_bad_input_is_a_problem_and_changes_nothing(payload: dict, service: Caller) -> None:
@@ -160,6 +171,59 @@ def test_bad_input_is_a_problem_and_changes_nothing(payload: dict, service: Call
     _is_problem(response, 400)
     assert "errors" in response.json()
     assert not Notification.objects.exists()
+    assert not EmailDelivery.objects.exists()
+
+
+def test_a_multiline_body_is_fine(service: Caller) -> None:
+    payload = {"user_id": "u", "title": "t", "body": "line\r\nline\ttab", "send_email": False}
+    response = APIClient().post("/api/notification", payload, format="json", **service.auth)
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"[" * 50_000, "malformed-json"),
+        (b'{"user_id": "u", "title": "t", "body": "b", "data": {"n": 1e400}}',
+         "json-number-out-of-range"),
+        (b'{"user_id": "u", "title": "t", "body": "b", "data": {"n": NaN}}', "malformed-json"),
+        (b'{"user_id": "u", "title": "t", "body": "b\\u0000"}', "json-nul-character"),
+        (b'{"user_id": "u", "title": "t", "body": "b", "data": ' + b"[" * 40 + b"]" * 40 + b"}",
+         "json-too-deep"),
+    ],
+)  # fmt: skip
+def test_bodies_the_parser_refuses_are_400(service: Caller, body: bytes, code: str) -> None:
+    response = APIClient().post(
+        "/api/notification", body, content_type="application/json", **service.auth
+    )
+    _is_problem(response, 400)
+    assert response.json()["type"] == f"urn:problem:{code}"
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("unread=", "unread"),
+        ("unread=maybe", "unread"),
+        ("unread=1", "unread"),
+        ("page=0", "page"),
+        ("page=abc", "page"),
+        ("page_size=101", "page_size"),
+    ],
+)
+def test_bad_list_parameters_are_400_naming_them(customer: Caller, query: str, field: str) -> None:
+    response = APIClient().get(f"/api/notifications/?{query}", **customer.auth)
+    _is_problem(response, 400)
+    assert set(response.json()["errors"]) == {field}
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999", "0", "-1", "abc"])
+def test_notification_ids_no_row_can_have_are_404(customer: Caller, pk: str) -> None:
+    _notify(customer.user_id)
+    _is_problem(APIClient().get(f"/api/notifications/{pk}/", **customer.auth), 404)
+    _is_problem(APIClient().post(f"/api/notifications/{pk}/read", **customer.auth), 404)
+    assert not Notification.objects.filter(read_at__isnull=False).exists()
 
 
 def test_malformed_json_is_a_problem(service: Caller) -> None:

@@ -101,6 +101,77 @@ def test_bad_input(payload: dict, organizer: Caller) -> None:
     assert not WebhookEndpoint.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com:99999/hook",
+        "https://hooks.example.com:0/hook",
+        "ftp://hooks.example.com/hook",
+        "http://user:pw@hooks.example.com/hook",
+        "https://user@hooks.example.com/hook",
+        "https:///hook",
+        "https://",
+        "https://hooks.example.com/hook#fragment",
+        "https://hooks.example.com/\r\nX-Injected: 1",
+        "https://hooks.example.com/" + "a" * 2000,
+        5,
+        True,
+    ],
+)
+def test_incomplete_or_unusable_urls_are_400_naming_url(url: object, organizer: Caller) -> None:
+    endpoint = _create(organizer)
+    rows = list(WebhookEndpoint.objects.values_list("id", "url", "updated_at"))
+    client = APIClient()
+    for response in (
+        client.post("/api/webhooks/", {"url": url}, format="json", **organizer.auth),
+        client.patch(f"/api/webhooks/{endpoint['id']}", {"url": url}, format="json",
+                     **organizer.auth),
+    ):  # fmt: skip
+        assert response.status_code == 400, response.content
+        assert set(response.json()["errors"]) == {"url"}
+    assert list(WebhookEndpoint.objects.values_list("id", "url", "updated_at")) == rows
+
+
+def test_plain_http_only_where_private_networks_are_allowed(settings, organizer: Caller) -> None:
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    response = APIClient().post(
+        "/api/webhooks/", {"url": "http://hooks.example.com/hook"}, format="json", **organizer.auth
+    )
+    assert response.status_code == 400, response.content
+    assert set(response.json()["errors"]) == {"url"}
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [({"description": 5}, "description"), ({"description": "a\r\nb"}, "description"),
+     ({"is_active": "false"}, "is_active"), ({"is_active": 0}, "is_active")],
+)  # fmt: skip
+def test_wrong_types_on_update_are_400(payload: dict, field: str, organizer: Caller) -> None:
+    endpoint = _create(organizer)
+    response = APIClient().patch(
+        f"/api/webhooks/{endpoint['id']}", payload, format="json", **organizer.auth
+    )
+    assert response.status_code == 400, response.content
+    assert set(response.json()["errors"]) == {field}
+    assert WebhookEndpoint.objects.get().is_active
+
+
+@pytest.mark.parametrize("query", ["page=0", "page=x", "page_size=101"])
+def test_bad_pages_of_webhooks_and_deliveries_are_400(query: str, organizer: Caller) -> None:
+    endpoint = _create(organizer)
+    for path in ("/api/webhooks/", f"/api/webhooks/{endpoint['id']}/deliveries"):
+        response = APIClient().get(f"{path}?{query}", **organizer.auth)
+        assert response.status_code == 400, response.content
+        assert set(response.json()["errors"]) == {query.split("=")[0]}
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999", "0", "-1"])
+def test_webhook_ids_no_row_can_have_are_404(pk: str, organizer: Caller) -> None:
+    for path in (f"/api/webhooks/{pk}", f"/api/webhooks/{pk}/deliveries"):
+        assert APIClient().get(path, **organizer.auth).status_code == 404
+
+
 def test_private_addresses_are_refused_unless_allowed(settings, organizer: Caller) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     for url in ("https://127.0.0.1/hook", "https://10.0.0.5/hook", "https://[::1]/hook"):
