@@ -94,15 +94,16 @@ def test_schema_and_health_are_served() -> None:
 
 
 @pytest.mark.django_db
-def test_oversized_body_is_a_400_problem(customer: Caller) -> None:
+def test_oversized_body_is_a_413_problem(customer: Caller) -> None:
     response = customer.client().post(
         "/api/bookings/",
         '{"x": "' + "a" * 400_000 + '"}',
         content_type="application/json",
         headers={"Idempotency-Key": "big"},
     )
-    assert response.status_code == 400
+    assert response.status_code == 413
     assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:problem:body-too-large"
 
 
 @pytest.mark.slow
