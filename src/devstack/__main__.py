@@ -21,6 +21,10 @@ def main(argv: list[str]) -> int:
     commands.add_parser("check", help="ruff, mypy and makemigrations --check")
 
     commands.add_parser(
+        "fuzz", help="schemathesis against every service, longer than CI; --help for options"
+    )
+
+    commands.add_parser(
         "bench", help="flash-sale benchmark (README, Performance); --help for its options"
     )
 
@@ -28,6 +32,10 @@ def main(argv: list[str]) -> int:
     if "--" in argv:
         split = argv.index("--")
         argv, pytest_args = argv[:split], argv[split + 1 :]
+    if argv[:1] == ["fuzz"]:
+        from devstack.fuzz import main as run_fuzz
+
+        return run_fuzz(argv[1:])
     if argv[:1] == ["bench"]:
         from devstack.bench import main as run_bench
 

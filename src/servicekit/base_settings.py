@@ -28,6 +28,7 @@ SHARED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "servicekit.middleware.UrlLengthLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the docs UIs' scripts) straight from the installed packages: nothing to
     # collect, no CDN, no other server.
@@ -55,6 +56,7 @@ WHITENOISE_USE_FINDERS = True
 # Limits of a request body (servicekit.parsers): past the size, a 413 problem before
 # parsing; past the depth or the string length, a 400 problem before any field is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024)
+MAX_URL_LENGTH = env_int("MAX_URL_LENGTH", 4096)
 JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
 JSON_MAX_STRING_LENGTH = env_int("JSON_MAX_STRING_LENGTH", 16 * 1024)
 
@@ -83,6 +85,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # A time of day is wall-clock time without an offset (the schema says so too:
+    # servicekit.openapi.TIME_OF_DAY_PATTERN); ISO 8601 parsing would drop an offset silently.
+    "TIME_INPUT_FORMATS": ["%H:%M:%S.%f", "%H:%M:%S", "%H:%M"],
 }
 
 SPECTACULAR_SETTINGS = {

@@ -20,6 +20,7 @@ from booking_service.bookings.services import (
 from booking_service.common import actor_of, id_field, not_found, path_id
 from servicekit.fields import INT32_MAX, IntegerField, QuerySerializer
 from servicekit.idempotency.views import IdempotentMixin
+from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
 
 
@@ -85,6 +86,25 @@ class BookingCreateApi(IdempotentMixin, APIView):
     idempotency_scope = "bookings.create"
 
     @extend_schema(request=BookingInputSerializer, responses={201: BookingOutputSerializer})
+    @problems(404, 409, 422)
+    @links(
+        GetBooking={
+            "operationId": "api_bookings_retrieve",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        CancelBooking={
+            "operationId": "api_bookings_destroy",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        PayBooking={
+            "operationId": "api_payments_create",
+            "requestBody": {"booking": "$response.body#/id", "payment_token": "tok_visa"},
+        },
+        BookingPayments={
+            "operationId": "api_payments_list",
+            "parameters": {"booking": "$response.body#/id"},
+        },
+    )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)
         serializer = BookingInputSerializer(data=request.data)
@@ -152,14 +172,17 @@ class BookingDetailApi(APIView):
         return Response(BookingOutputSerializer(booking).data)
 
     @extend_schema(request=UpdateInputSerializer, responses={200: BookingOutputSerializer})
+    @problems(409, 422)
     def put(self, request: Request, pk: str) -> Response:
         return self._update(request, pk)
 
     @extend_schema(request=UpdateInputSerializer, responses={200: BookingOutputSerializer})
+    @problems(409, 422)
     def patch(self, request: Request, pk: str) -> Response:
         return self._update(request, pk)
 
     @extend_schema(responses={200: BookingOutputSerializer})
+    @problems(409)
     def delete(self, request: Request, pk: str) -> Response:
         booking = booking_cancel(booking_id=path_id(pk), actor=actor_of(request))
         return Response(BookingOutputSerializer(booking).data)

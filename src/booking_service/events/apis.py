@@ -18,6 +18,7 @@ from booking_service.events.selectors import event_get, event_list
 from booking_service.events.services import event_cancel, event_create, event_update
 from servicekit.fields import IntegerField, QuerySerializer, TextField, UUIDField, validate_range
 from servicekit.microcache import MicroCache
+from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -72,6 +73,26 @@ class EventCreateApi(APIView):
         return _event_permissions(self.request)
 
     @extend_schema(request=EventCreateInputSerializer, responses={201: EventOutputSerializer})
+    @problems(422)
+    @links(
+        GetEvent={"operationId": "api_events_retrieve", "parameters": {"id": "$response.body#/id"}},
+        UpdateEvent={
+            "operationId": "api_events_partial_update",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        CancelEvent={
+            "operationId": "api_events_destroy",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        BookTickets={
+            "operationId": "api_bookings_create",
+            "requestBody": {"event": "$response.body#/id", "tickets_booked": 1},
+        },
+        EventAvailability={
+            "operationId": "api_availability_retrieve",
+            "parameters": {"event": "$response.body#/id"},
+        },
+    )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)
         serializer = EventCreateInputSerializer(data=request.data)
@@ -156,14 +177,17 @@ class EventDetailApi(APIView):
         return Response(EventOutputSerializer(event).data)
 
     @extend_schema(request=EventInputSerializer, responses={200: EventOutputSerializer})
+    @problems(409, 422)
     def put(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=False)
 
     @extend_schema(request=EventInputSerializer, responses={200: EventOutputSerializer})
+    @problems(409, 422)
     def patch(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=True)
 
     @extend_schema(responses={204: None})
+    @problems(409)
     def delete(self, request: Request, pk: str) -> Response:
         event = self._owned_event(request, pk)
         event_cancel(event_id=event.pk)

@@ -15,6 +15,7 @@ from booking_service.payments.selectors import payment_get, payment_list
 from booking_service.payments.services import PaymentOutcome, payment_create
 from servicekit.fields import QuerySerializer, TextField
 from servicekit.idempotency.views import IdempotentMixin
+from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.problems import Problem
 
@@ -62,6 +63,17 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
     @extend_schema(
         request=InputSerializer,
         responses={201: PaymentOutputSerializer, 402: dict, 409: dict},
+    )
+    @problems(404, 422)
+    @links(
+        GetPayment={
+            "operationId": "api_payments_retrieve",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        GetPaidBooking={
+            "operationId": "api_bookings_retrieve",
+            "parameters": {"id": "$response.body#/booking"},
+        },
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)

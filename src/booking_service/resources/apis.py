@@ -28,6 +28,7 @@ from servicekit.fields import (
     TimezoneField,
     validate_range,
 )
+from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -91,6 +92,25 @@ class ResourceListCreateApi(APIView):
         return paginator.get_paginated_response(ResourceOutputSerializer(page, many=True).data)
 
     @extend_schema(request=ResourceInputSerializer, responses={201: ResourceOutputSerializer})
+    @problems(422)
+    @links(
+        GetResource={
+            "operationId": "api_resources_retrieve",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        UpdateResource={
+            "operationId": "api_resources_partial_update",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        DeleteResource={
+            "operationId": "api_resources_destroy",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        ResourceAvailability={
+            "operationId": "api_availability_retrieve",
+            "parameters": {"resource": "$response.body#/id"},
+        },
+    )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)
         serializer = ResourceInputSerializer(data=request.data)
@@ -131,10 +151,12 @@ class ResourceDetailApi(APIView):
         return Response(ResourceOutputSerializer(resource).data)
 
     @extend_schema(request=ResourceInputSerializer, responses={200: ResourceOutputSerializer})
+    @problems(422)
     def put(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=False)
 
     @extend_schema(request=ResourceInputSerializer, responses={200: ResourceOutputSerializer})
+    @problems(422)
     def patch(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=True)
 
@@ -175,6 +197,7 @@ class AvailabilityApi(APIView):
             return attrs
 
     @extend_schema(parameters=[FilterSerializer], responses={200: dict})
+    @problems(404, 422)
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -24,6 +24,7 @@ from notifications_service.webhooks.services import (
 )
 from servicekit.auth import Principal
 from servicekit.fields import BooleanField, TextField, UrlField
+from servicekit.openapi import links
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -135,6 +136,19 @@ class WebhookListCreateApi(APIView):
         operation_id="webhook_create",
         request=InputSerializer,
         responses={201: EndpointWithSecretOutputSerializer},
+    )
+    @links(
+        GetWebhook={"operationId": "webhook_get", "parameters": {"id": "$response.body#/id"}},
+        UpdateWebhook={"operationId": "webhook_update", "parameters": {"id": "$response.body#/id"}},
+        DeleteWebhook={"operationId": "webhook_delete", "parameters": {"id": "$response.body#/id"}},
+        RotateSecret={
+            "operationId": "webhook_rotate_secret",
+            "parameters": {"id": "$response.body#/id"},
+        },
+        Deliveries={
+            "operationId": "webhook_delivery_list",
+            "parameters": {"id": "$response.body#/id"},
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)

@@ -55,9 +55,9 @@ def idempotency_key_begin(
     with the key is still running. Runs in its own transaction so the reservation is visible to
     concurrent duplicates at once.
     """
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
         raise Unprocessable(
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
             code="idempotency-key-invalid",
         )
     now = timezone.now()

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from servicekit.auth import Principal
 from servicekit.fields import EmailField, QuerySerializer, StringField, TextField
+from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsAdmin, IsHuman
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
@@ -46,6 +47,12 @@ class RegisterApi(APIView):
         )
 
     @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer})
+    @links(
+        LogIn={
+            "operationId": "api_users_login_create",
+            "requestBody": {"email": "$request.body#/email", "password": "$request.body#/password"},
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -83,10 +90,12 @@ class UserDetailApi(APIView):
         return Response(UserOutputSerializer(user).data)
 
     @extend_schema(request=InputSerializer, responses=UserOutputSerializer)
+    @problems(409)
     def put(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=False)
 
     @extend_schema(request=InputSerializer, responses=UserOutputSerializer)
+    @problems(409)
     def patch(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=True)
 

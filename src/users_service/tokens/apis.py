@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from servicekit.fields import StringField, TextField
+from servicekit.openapi import links, problems
 from users_service.accounts.apis import UserOutputSerializer
 from users_service.tokens.selectors import jwks_document
 from users_service.tokens.services import (
@@ -54,6 +55,21 @@ class LoginApi(_PublicApi):
         password = StringField(max_length=256, trim_whitespace=False)
 
     @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
+    @problems(401, 429)
+    @links(
+        GetSelf={
+            "operationId": "api_users_retrieve",
+            "parameters": {"id": "$response.body#/user/id"},
+        },
+        Refresh={
+            "operationId": "api_users_token_refresh_create",
+            "requestBody": {"refresh": "$response.body#/refresh"},
+        },
+        LogOut={
+            "operationId": "api_users_logout_create",
+            "requestBody": {"refresh": "$response.body#/refresh"},
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -66,6 +82,17 @@ class RefreshApi(_PublicApi):
         refresh = TextField(max_length=128)
 
     @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
+    @problems(401)
+    @links(
+        RefreshAgain={
+            "operationId": "api_users_token_refresh_create",
+            "requestBody": {"refresh": "$response.body#/refresh"},
+        },
+        LogOut={
+            "operationId": "api_users_logout_create",
+            "requestBody": {"refresh": "$response.body#/refresh"},
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

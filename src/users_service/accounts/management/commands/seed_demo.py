@@ -7,14 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from users_service.accounts.demo import DEMO_ACCOUNTS
 from users_service.accounts.models import Role, User
 from users_service.accounts.services import user_create_admin, user_register
-
-DEMO_ACCOUNTS = [
-    (Role.ADMIN, "Ada Admin", "admin@turnstile.test", "admin-demo-Pass-2026"),
-    (Role.ORGANIZER, "Olive Organizer", "organizer@turnstile.test", "organizer-demo-Pass-2026"),
-    (Role.CUSTOMER, "Cam Customer", "customer@turnstile.test", "customer-demo-Pass-2026"),
-]
 
 
 class Command(BaseCommand):
@@ -25,7 +20,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         accounts = []
-        for role, name, email, password in DEMO_ACCOUNTS:
+        for role_name, name, email, password in DEMO_ACCOUNTS:
+            role = Role(role_name)
             user = User.objects.filter(email__iexact=email).first()
             if user is None:
                 if role == Role.ADMIN:
