@@ -13,13 +13,18 @@ def check_outbox_lag() -> Check:
     Informational: a broker outage makes the outbox grow (that is its job), so lag alone does
     not make the service unready; the bus check does.
     """
-    pending = OutboxEvent.objects.filter(sent_at__isnull=True).aggregate(
+    pending = OutboxEvent.objects.filter(sent_at__isnull=True, failed_at__isnull=True).aggregate(
         count=Count("id"), oldest=Min("occurred_at")
     )
     oldest = pending["oldest"]
     lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    failed = OutboxEvent.objects.filter(sent_at__isnull=True, failed_at__isnull=False).count()
     return Check(
         "outbox",
         True,
-        data={"unsent": pending["count"], "oldest_unsent_age_seconds": round(lag, 3)},
+        data={
+            "unsent": pending["count"],
+            "oldest_unsent_age_seconds": round(lag, 3),
+            "failed": failed,
+        },
     )

@@ -22,6 +22,10 @@ class OutboxEvent(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    # An event the broker refuses (while it takes others) waits here before its next
+    # attempt (empty: due now); after the relay's last attempt it is given up: `failed_at`.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

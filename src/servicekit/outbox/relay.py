@@ -8,6 +8,10 @@
   de-duplication window drops the copy.
 - While NATS is away it keeps the rows pending, records the error on the row it could not
   publish, and retries with capped exponential backoff. The outbox grows; nothing is lost.
+- An event the broker refuses while it is up (too large, say), or one that cannot even be
+  encoded, fails alone: its error and next attempt time go on its row, the others are
+  published meanwhile, and after `max_attempts` it is given up (`failed_at`) for a person
+  to look at.
 - Wakes on `LISTEN outbox` (sent by `outbox_emit` at commit), with a polling fallback when
   the notification is missed or the listening connection is down. After a notification it
   lingers (`linger`, 20 ms by default) so that the events of a busy moment go out together:
@@ -23,12 +27,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from servicekit.bus import BusUnavailableError, OutgoingMessage, SyncBus, backoff_delay
@@ -48,6 +53,11 @@ class RelayOptions:
     backoff_max: float = 10.0
     lag_log_interval: float = 30.0
     linger: float = 0.02
+    # An event that fails on its own: backoff between its attempts, and when to give up
+    # (the defaults keep trying for about two hours).
+    retry_initial: float = 1.0
+    retry_max: float = 600.0
+    max_attempts: int = 20
 
 
 def envelope_bytes(event: OutboxEvent) -> bytes:
@@ -66,54 +76,112 @@ class OutboxRelay:
     # One batch -----------------------------------------------------------------------------
 
     def relay_batch(self) -> int:
-        """Publish up to `batch_size` pending events; the number published.
+        """Publish up to `batch_size` due events; the number published.
 
-        Raises `BusUnavailableError` when the broker did not acknowledge an event; the events
-        acknowledged before it are marked sent all the same.
+        Raises `BusUnavailableError` when the broker is away; the events acknowledged before
+        it are marked sent all the same. An event that fails while the broker is there is
+        rescheduled (or given up) on its own row and raises nothing.
         """
+        now = timezone.now()
         with transaction.atomic():
             events = list(
                 OutboxEvent.objects.select_for_update(skip_locked=True)
-                .filter(sent_at__isnull=True)
+                .filter(sent_at__isnull=True, failed_at__isnull=True)
+                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
                 .order_by("id")[: self.options.batch_size]
             )
             if not events:
                 return 0
-            # Pipelined: the batch is written in order and its acknowledgements awaited
-            # together, so a broker outage costs one timeout per batch, not one per event.
-            results = self.bus.publish_many(
-                [
-                    OutgoingMessage(
+            outgoing: list[tuple[OutboxEvent, OutgoingMessage]] = []
+            failed: list[tuple[OutboxEvent, str]] = []
+            for event in events:
+                try:
+                    message = OutgoingMessage(
                         event_type=event.type,
                         payload=envelope_bytes(event),
                         msg_id=str(event.event_id),
                     )
-                    for event in events
-                ],
-                timeout=self.options.publish_timeout,
+                except Exception as exc:
+                    logger.exception("outbox relay: event %s cannot be encoded", event.event_id)
+                    failed.append((event, f"{type(exc).__name__}: {exc}"))
+                    continue
+                outgoing.append((event, message))
+            # Pipelined: the batch is written in order and its acknowledgements awaited
+            # together, so a broker outage costs one timeout per batch, not one per event.
+            results = (
+                self.bus.publish_many(
+                    [message for _, message in outgoing], timeout=self.options.publish_timeout
+                )
+                if outgoing
+                else []
             )
             sent_ids = [
                 event.pk
-                for event, result in zip(events, results, strict=True)
+                for (event, _), result in zip(outgoing, results, strict=True)
                 if not isinstance(result, BusUnavailableError)
             ]
-            failures = [
+            refused = [
                 (event, result)
-                for event, result in zip(events, results, strict=True)
+                for (event, _), result in zip(outgoing, results, strict=True)
                 if isinstance(result, BusUnavailableError)
             ]
             if sent_ids:
                 OutboxEvent.objects.filter(pk__in=sent_ids).update(
                     sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
                 )
-            for event, error in failures:
-                OutboxEvent.objects.filter(pk=event.pk).update(
-                    attempts=F("attempts") + 1, last_error=str(error)[:2000]
-                )
+            outage = bool(refused) and not sent_ids and not self._broker_answers()
+            if outage:
+                # Not the events' fault: they keep their turn, the loop backs off.
+                for event, refusal in refused:
+                    OutboxEvent.objects.filter(pk=event.pk).update(
+                        attempts=F("attempts") + 1, last_error=str(refusal)[:2000]
+                    )
+            else:
+                failed += [(event, str(refusal)) for event, refusal in refused]
+            for event, error in failed:
+                self._event_failed(event, error, now=now)
         self.published_total += len(sent_ids)
-        if failures:
-            raise failures[0][1]
+        if outage:
+            raise refused[0][1]
         return len(sent_ids)
+
+    def _broker_answers(self) -> bool:
+        """Whether the broker is there, when none of a batch got through."""
+        try:
+            self.bus.connect(self.options.publish_timeout)
+            self.bus.call(self.bus.js.account_info(), timeout=self.options.publish_timeout)
+        except Exception:
+            return False
+        return True
+
+    def _event_failed(self, event: OutboxEvent, error: str, *, now: datetime) -> None:
+        attempts = event.attempts + 1
+        error = error.replace("\x00", "\\x00")[:2000]
+        if attempts >= self.options.max_attempts:
+            logger.error(
+                "outbox relay: event %s (%s) given up after %d attempts: %s",
+                event.event_id,
+                event.type,
+                attempts,
+                error,
+            )
+            changes: dict[str, Any] = {"failed_at": now}
+        else:
+            delay = backoff_delay(
+                attempts, initial=self.options.retry_initial, maximum=self.options.retry_max
+            )
+            logger.warning(
+                "outbox relay: event %s (%s) failed (attempt %d), retry in %.1fs: %s",
+                event.event_id,
+                event.type,
+                attempts,
+                delay,
+                error,
+            )
+            changes = {"next_attempt_at": now + timedelta(seconds=delay)}
+        OutboxEvent.objects.filter(pk=event.pk).update(
+            attempts=attempts, last_error=error, **changes
+        )
 
     def drain(self) -> int:
         """Publish until nothing is pending (raises `BusUnavailableError` on an outage)."""
@@ -153,6 +221,16 @@ class OutboxRelay:
                 logger.warning("outbox relay: database error (%s); retry in %.1fs", exc, delay)
                 connection.close()
                 self._close_listen()
+                stop.wait(delay)
+                continue
+            except Exception:
+                # Events fail on their own rows; whatever still gets here is a bug of the
+                # round, no reason to stop publishing for everyone.
+                failures += 1
+                delay = backoff_delay(
+                    failures, initial=self.options.backoff_initial, maximum=self.options.backoff_max
+                )
+                logger.exception("outbox relay: round failed; retry in %.1fs", delay)
                 stop.wait(delay)
                 continue
             if failures:

@@ -268,3 +268,92 @@ def test_broker_outage_outbox_grows_then_everything_is_delivered(tmp_path: Path)
         log.close()
         bus.close()
         nats.stop()
+
+
+def _too_large() -> OutboxEvent:
+    """An event the broker refuses while it takes every other: over its 1 MB payload limit."""
+    with transaction.atomic():
+        return outbox_emit(event_type="event.updated", data={"description": "x" * 2_000_000})
+
+
+@pytest.mark.django_db
+def test_an_event_the_broker_refuses_fails_alone_then_is_given_up(bus: SyncBus) -> None:
+    before = emit(1)
+    refused = _too_large()
+    after = emit(2)
+    relay = OutboxRelay(
+        bus, RelayOptions(batch_size=10, max_attempts=2, retry_initial=0.2, retry_max=0.2)
+    )
+    assert relay.relay_batch() == 3  # no outage raised: the broker took the others
+    assert stream_msg_ids(bus) == [str(event.event_id) for event in [*before, *after]]
+    refused.refresh_from_db()
+    assert refused.sent_at is None
+    assert refused.failed_at is None
+    assert refused.attempts == 1
+    assert "MaxPayload" in refused.last_error
+    assert refused.next_attempt_at is not None
+    assert relay.relay_batch() == 0  # not due yet: the next batch goes on without it
+
+    time.sleep(0.3)
+    later = emit(1)
+    assert relay.relay_batch() == 1
+    refused.refresh_from_db()
+    assert refused.attempts == 2
+    assert refused.failed_at is not None  # given up, kept with its error
+    assert "MaxPayload" in refused.last_error
+    time.sleep(0.3)
+    assert relay.relay_batch() == 0
+    assert stream_msg_ids(bus)[-1] == str(later[0].event_id)
+    lag = check_outbox_lag().data
+    assert (lag["unsent"], lag["failed"]) == (0, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_event_does_not_slow_the_relay_loop(bus: SyncBus) -> None:
+    _too_large()
+    # Were the refusal taken for an outage, the loop would back off 5 s after every batch.
+    relay = OutboxRelay(bus, RelayOptions(poll_interval=0.2, backoff_initial=5, retry_initial=60))
+    stop = threading.Event()
+    thread = _in_thread(lambda: relay.run(stop))
+    try:
+        for expected in (2, 4, 6):
+            emit(2)
+            assert wait_until(
+                lambda expected=expected: relay.published_total == expected, 2, interval=0.02
+            )
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_cannot_be_encoded_does_not_stop_the_relay(
+    bus: SyncBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servicekit.outbox import relay as relay_module
+
+    [poison] = emit(1)
+    real_envelope_bytes = relay_module.envelope_bytes
+
+    def envelope_bytes(event: OutboxEvent) -> bytes:
+        if event.pk == poison.pk:
+            raise TypeError("Object of type Decimal is not JSON serializable")
+        return real_envelope_bytes(event)
+
+    monkeypatch.setattr(relay_module, "envelope_bytes", envelope_bytes)
+    relay = OutboxRelay(bus, RelayOptions(poll_interval=0.2, retry_initial=60))
+    stop = threading.Event()
+    thread = _in_thread(lambda: relay.run(stop))
+    try:
+        emit(3)
+        assert wait_until(lambda: relay.published_total == 3, 5, interval=0.02)
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(10)
+    poison.refresh_from_db()
+    assert poison.sent_at is None
+    assert poison.attempts == 1
+    assert poison.last_error == "TypeError: Object of type Decimal is not JSON serializable"
