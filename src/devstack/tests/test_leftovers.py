@@ -59,8 +59,9 @@ def test_a_nats_server_left_running_on_the_folder_is_stopped_by_the_next_start(
     port = free_port()
     left = leftover_nats_server(tmp_path / "nats", port)
 
-    nats = EmbeddedNats(tmp_path / "nats", port=port).start()  # same folder, same port
+    nats = EmbeddedNats(tmp_path / "nats", port=port)
     try:
+        nats.start()  # same folder, same port
         assert wait_gone(left, timeout=0)
         assert nats.process is not None and nats.process.poll() is None
         assert int(nats.pid_path.read_text()) == nats.process.pid
