@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -15,6 +16,11 @@ from booking_service.bookings.models import Booking, BookingStatus, CancelReason
 from booking_service.bookings.services.common import RELEASE_BATCH
 from booking_service.events.models import Event
 from servicekit.outbox.services import outbox_emit_many
+
+logger = logging.getLogger(__name__)
+
+# The database being away is no hold's fault: the sweeper's round ends and is tried again.
+DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
 def expire_locked_bookings(bookings: Sequence[Booking], *, now: dt.datetime) -> None:
@@ -44,6 +50,10 @@ def release_expired_holds(*, event_id: int | None = None, now: dt.datetime | Non
     every expired hold, event by event, then slot holds (the sweeper). Locked bookings are
     skipped: whoever holds the lock (a payment being confirmed) decides their fate.
     Returns how many bookings expired.
+
+    The sweeper releases in batches; a batch that raises is released again one hold at a
+    time, each in its own transaction, so a hold that cannot be released is logged and left
+    for the next round while every other one is released.
     """
     now = now or timezone.now()
     if event_id is not None:
@@ -57,14 +67,60 @@ def release_expired_holds(*, event_id: int | None = None, now: dt.datetime | Non
         .distinct()
     )
     for expired_event_id in list(event_ids):
-        if expired_event_id is not None:
+        if expired_event_id is None:
+            continue
+        try:
             released += _release_event_holds(event_id=expired_event_id, now=now)
+        except DATABASE_AWAY:
+            raise
+        except Exception:
+            logger.exception("sweeper: holds of event %s failed; one at a time", expired_event_id)
+            for booking_id in _expired_ids(now=now, event_id=expired_event_id):
+                released += _release_one(now=now, booking_id=booking_id, event_id=expired_event_id)
+    try:
+        released += _release_slot_holds(now=now)
+    except DATABASE_AWAY:
+        raise
+    except Exception:
+        logger.exception("sweeper: slot holds failed; one at a time")
+        for booking_id in _expired_ids(now=now, event_id=None):
+            released += _release_one(now=now, booking_id=booking_id, event_id=None)
+    return released
+
+
+def _expired_ids(*, now: dt.datetime, event_id: int | None) -> list[int]:
+    expired = Booking.objects.filter(status=BookingStatus.PENDING, expires_at__lte=now)
+    if event_id is None:
+        expired = expired.filter(resource__isnull=False)
+    else:
+        expired = expired.filter(event_id=event_id)
+    return list(expired.order_by("id").values_list("id", flat=True))
+
+
+def _release_one(*, now: dt.datetime, booking_id: int, event_id: int | None) -> int:
+    try:
+        if event_id is None:
+            return _release_slot_holds(now=now, booking_id=booking_id)
+        return _release_event_holds(event_id=event_id, now=now, booking_id=booking_id)
+    except DATABASE_AWAY:
+        raise
+    except Exception:
+        logger.exception("sweeper: hold %s could not be released; next round", booking_id)
+        return 0
+
+
+def _release_slot_holds(*, now: dt.datetime, booking_id: int | None = None) -> int:
+    released = 0
     while True:
         with transaction.atomic():
+            expired = Booking.objects.filter(
+                status=BookingStatus.PENDING, expires_at__lte=now, resource__isnull=False
+            )
+            if booking_id is not None:
+                expired = expired.filter(pk=booking_id)
             slots = list(
-                Booking.objects.select_for_update(skip_locked=True, of=("self",))
+                expired.select_for_update(skip_locked=True, of=("self",))
                 .select_related("resource")
-                .filter(status=BookingStatus.PENDING, expires_at__lte=now, resource__isnull=False)
                 .order_by("id")[:RELEASE_BATCH]
             )
             expire_locked_bookings(slots, now=now)
@@ -73,12 +129,15 @@ def release_expired_holds(*, event_id: int | None = None, now: dt.datetime | Non
             return released
 
 
-def _release_event_holds(*, event_id: int, now: dt.datetime) -> int:
+def _release_event_holds(*, event_id: int, now: dt.datetime, booking_id: int | None = None) -> int:
     # A sold-out event is asked this by every late buyer: look (index only, no lock) before
     # taking the event row lock.
-    if not Booking.objects.filter(
+    expired_holds = Booking.objects.filter(
         event_id=event_id, status=BookingStatus.PENDING, expires_at__lte=now
-    ).exists():
+    )
+    if booking_id is not None:
+        expired_holds = expired_holds.filter(pk=booking_id)
+    if not expired_holds.exists():
         return 0
     released = 0
     while True:
@@ -86,9 +145,8 @@ def _release_event_holds(*, event_id: int, now: dt.datetime) -> int:
             if not lock_event(event_id):
                 return released
             expired = list(
-                Booking.objects.select_for_update(skip_locked=True, of=("self",))
+                expired_holds.select_for_update(skip_locked=True, of=("self",))
                 .select_related("event")
-                .filter(event_id=event_id, status=BookingStatus.PENDING, expires_at__lte=now)
                 .order_by("id")[:RELEASE_BATCH]
             )
             if not expired:

@@ -130,6 +130,59 @@ def test_sweeper_releases_expired_holds_of_events_and_slots() -> None:
     assert_conserved(event.pk)
 
 
+def test_a_hold_whose_release_raises_is_left_for_the_next_round_and_the_rest_released(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from booking_service.bookings.services import expiry
+
+    first, second = make_event(total_tickets=10), make_event(total_tickets=10)
+    resource = make_resource()
+    doomed = booking_create_tickets(user_id=uuid.uuid4(), event_id=first.pk, tickets_booked=2)
+    neighbour = booking_create_tickets(user_id=uuid.uuid4(), event_id=first.pk, tickets_booked=3)
+    other = booking_create_tickets(user_id=uuid.uuid4(), event_id=second.pk, tickets_booked=1)
+    doomed_slot = booking_create_slot(
+        user_id=uuid.uuid4(),
+        resource_id=resource.pk,
+        start_time=next_slot(hour=9)[0],
+        end_time=next_slot(hour=9)[1],
+    )
+    slot = booking_create_slot(
+        user_id=uuid.uuid4(),
+        resource_id=resource.pk,
+        start_time=next_slot(hour=11)[0],
+        end_time=next_slot(hour=11)[1],
+    )
+    for booking in (doomed, neighbour, other, doomed_slot, slot):
+        expire(booking)
+    real_booking_data = expiry.booking_data
+
+    def booking_data(booking: Booking, **kwargs: Any) -> dict[str, Any]:
+        if booking.pk in (doomed.pk, doomed_slot.pk):
+            raise ValueError("cannot describe this booking")
+        return real_booking_data(booking, **kwargs)
+
+    monkeypatch.setattr(expiry, "booking_data", booking_data)
+    assert release_expired_holds() == 3
+    statuses = dict(Booking.objects.values_list("pk", "status"))
+    assert statuses[doomed.pk] == statuses[doomed_slot.pk] == BookingStatus.PENDING
+    assert (
+        statuses[neighbour.pk]
+        == statuses[other.pk]
+        == statuses[slot.pk]
+        == (BookingStatus.CANCELED)
+    )
+    first.refresh_from_db()
+    assert first.available_tickets == 8  # the neighbour's 3 back, the doomed hold's 2 held
+    assert_conserved(first.pk)
+    assert_conserved(second.pk)
+    assert OutboxEvent.objects.filter(type="booking.expired").count() == 3
+
+    monkeypatch.setattr(expiry, "booking_data", real_booking_data)  # fixed: the next round
+    assert release_expired_holds() == 2
+    first.refresh_from_db()
+    assert first.available_tickets == 10
+
+
 def test_conservation_through_the_whole_lifecycle() -> None:
     from booking_service.payments.services import payment_create
 

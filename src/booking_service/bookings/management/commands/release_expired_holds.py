@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from booking_service.bookings.services import release_expired_holds
 from booking_service.payments.services import payments_refund_orphaned, payments_resolve_stale
@@ -48,27 +50,36 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         while not stopping:
-            try:
+            with contextlib.suppress(DatabaseError):
                 close_old_connections()
-                released = release_expired_holds()
-                refunded = payments_refund_orphaned()
-                resolved = payments_resolve_stale(
+            # Each step on its own: a payment provider outage or a database restart costs
+            # that step this round, never the process or the other steps.
+            released = _step("expiring holds", release_expired_holds)
+            refunded = _step("refunding orphaned payments", payments_refund_orphaned)
+            resolved = _step(
+                "settling stale payments",
+                lambda: payments_resolve_stale(
                     older_than=dt.timedelta(seconds=settings.PAYMENT_PENDING_TIMEOUT_SECONDS)
+                ),
+            )
+            purged = _step("purging idempotency keys", idempotency_keys_purge)
+            if released or refunded or resolved or purged:
+                logger.info(
+                    "sweeper: %s holds expired, %s refunds, %s stale payments settled, "
+                    "%s idempotency keys purged",
+                    released,
+                    refunded,
+                    resolved,
+                    purged,
                 )
-                purged = idempotency_keys_purge()
-                if released or refunded or resolved or purged:
-                    logger.info(
-                        "sweeper: %s holds expired, %s refunds, %s stale payments settled, "
-                        "%s idempotency keys purged",
-                        released,
-                        refunded,
-                        resolved,
-                        purged,
-                    )
-            except Exception:
-                # A database restart or a payment provider outage is no reason to die: the
-                # next round tries again.
-                logger.exception("sweeper round failed")
             deadline = time.monotonic() + options["interval"]
             while not stopping and time.monotonic() < deadline:
                 time.sleep(0.2)
+
+
+def _step(name: str, run: Callable[[], int]) -> int:
+    try:
+        return run()
+    except Exception:
+        logger.exception("sweeper: %s failed; next round", name)
+        return 0
