@@ -16,13 +16,16 @@ import datetime as dt
 import functools
 import re
 import zoneinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from django.http import QueryDict
 from rest_framework import serializers
 
 from servicekit.parsers import INT64_MAX
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 INT32_MAX = 2**31 - 1  # PostgreSQL integer (PositiveIntegerField and the like)
 BIGINT_MAX = INT64_MAX  # PostgreSQL bigint (every id)
@@ -66,22 +69,24 @@ class StringField(serializers.CharField):
         return str(super().to_internal_value(data))
 
 
-class _NoControlCharacters:
-    """Mixed into string fields; `multiline` lets tab, LF and CR through."""
+class _NoControlCharacters(serializers.CharField):
+    """The base of text fields; `multiline` lets tab, LF and CR through."""
 
-    default_error_messages = {"control": "Control characters are not allowed here."}
+    default_error_messages: ClassVar[dict[str, StrOrPromise]] = {
+        "control": "Control characters are not allowed here."
+    }
     multiline = False
 
-    def to_internal_value(self, data: Any) -> Any:
+    def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
-            self.fail("invalid")  # type: ignore[attr-defined]
+            self.fail("invalid")
         pattern = _CONTROL_BUT_LINES if self.multiline else _CONTROL
         if pattern.search(data):
-            self.fail("control")  # type: ignore[attr-defined]
-        return super().to_internal_value(data)  # type: ignore[misc]
+            self.fail("control")
+        return str(super().to_internal_value(data))
 
 
-class TextField(_NoControlCharacters, serializers.CharField):
+class TextField(_NoControlCharacters):
     def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
         self.multiline = multiline
         super().__init__(**kwargs)
@@ -141,7 +146,9 @@ class TimezoneField(TextField):
     """An IANA time zone name (`Europe/Paris`), looked up in the list of names and never
     used as a path: `America` and `../etc/passwd` are refused like any unknown name."""
 
-    default_error_messages = {"unknown": "Unknown time zone (use an IANA name)."}
+    default_error_messages: ClassVar[dict[str, StrOrPromise]] = {
+        "unknown": "Unknown time zone (use an IANA name)."
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 64)
@@ -159,7 +166,7 @@ class UrlField(_NoControlCharacters, serializers.URLField):
     URLValidator), no `user:password@`, a port in 1..65535, no `#fragment`, and one of
     `allowed_schemes()`."""
 
-    default_error_messages = {
+    default_error_messages: ClassVar[dict[str, StrOrPromise]] = {
         "scheme": "Use one of these schemes: {schemes}.",
         "userinfo": "A user name or password in the URL is not allowed.",
         "port": "The port must be between 1 and 65535.",
@@ -205,10 +212,10 @@ def validate_range(
     names the `end` field."""
     if start is None or end is None:
         return
-    if end < start or (strict and end == start):  # type: ignore[operator]
+    if end < start or (strict and end == start):
         word = "after" if strict else "on or after"
         raise serializers.ValidationError({end_name: [f"Must be {word} {start_name}."]})
-    if max_span is not None and end - start > max_span:  # type: ignore[operator]
+    if max_span is not None and end - start > max_span:
         raise serializers.ValidationError(
             {end_name: [f"At most {max_span.days} days after {start_name}."]}
         )
