@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.paths import ROOT, free_port
+from devstack.process import popen_owned
 from devstack.services import Service, available_services
 
 CONFIG = ROOT / "schemathesis.toml"
@@ -67,9 +68,7 @@ class Stack:
 
     def start_process(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.processes[name] = popen_owned(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def dead(self) -> list[str]:
         return [name for name, process in self.processes.items() if process.poll() is not None]
@@ -357,7 +356,7 @@ def fuzz_stack(
     return counts
 
 
-def run_in_test(postgres: Any, nats_url: str, secret_key: str, workdir: Path) -> Counter[str]:
+def run_in_test(postgres: Any, *, nats_url: str, secret_key: str, workdir: Path) -> Counter[str]:
     """The fuzz suite of `dev.py test`, on the test run's PostgreSQL and NATS."""
     seconds = int(os.environ.get("TURNSTILE_FUZZ_SECONDS", CI_SECONDS_PER_SERVICE))
     fuzz_dir = workdir / "fuzz"
@@ -397,28 +396,20 @@ def main(argv: list[str]) -> int:
     else:
         import secrets
 
-        from devstack.nats import EmbeddedNats
-        from devstack.postgres import EmbeddedPostgres
+        from devstack.testing import throwaway_servers
 
-        workdir = Path(tempfile.mkdtemp(prefix="turnstile-fuzz-"))
-        postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
-        nats = EmbeddedNats(workdir / "nats", ephemeral=True)
-        try:
-            postgres.start()
-            nats.start()
-            with own_stack(
+        with (
+            throwaway_servers() as (workdir, postgres, nats),
+            own_stack(
                 database_url=postgres.ensure_database,
                 nats_url=nats.url,
                 secret_key=secrets.token_urlsafe(48),
                 workdir=workdir,
-            ) as stack:
-                counts = fuzz_stack(
-                    stack, seconds=seconds, seed=args.seed, own=True, services=args.services
-                )
-        finally:
-            nats.stop()
-            postgres.stop()
-            shutil.rmtree(workdir, ignore_errors=True)
+            ) as stack,
+        ):
+            counts = fuzz_stack(
+                stack, seconds=seconds, seed=args.seed, own=True, services=args.services
+            )
     failed = counts["failed"] + counts["error"]
     print(f"\nfuzz: {counts['passed']} passed, {failed} failed")
     return 1 if failed else 0

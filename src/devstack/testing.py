@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.fuzz import run_in_test as run_fuzz
 from devstack.nats import EmbeddedNats
 from devstack.paths import ROOT
 from devstack.postgres import EmbeddedPostgres
@@ -101,12 +102,19 @@ def throwaway_servers() -> Iterator[tuple[Path, EmbeddedPostgres, EmbeddedNats]]
         reaper.wait()
 
 
+# The outside fuzzer (devstack.fuzz) runs after the pytest suites, on the same servers.
+FUZZ = "fuzz"
+
+
 def run_tests(selected: list[str], pytest_args: list[str]) -> int:
     chosen = [s for s in suites() if not selected or s.name in selected]
-    unknown = set(selected) - {s.name for s in suites()}
+    names = [s.name for s in suites()] + [FUZZ]
+    unknown = set(selected) - set(names)
     if unknown:
-        print(f"unknown suites: {sorted(unknown)}; have {[s.name for s in suites()]}")
+        print(f"unknown suites: {sorted(unknown)}; have {names}")
         return 2
+    # Narrowed runs (`dev.py test users -- -k refresh`) skip the fuzzer unless it is named.
+    fuzz = FUZZ in selected or (not selected and not pytest_args)
     totals: Counter[str] = Counter()
     with throwaway_servers() as (workdir, postgres, nats):
         base_env = dict(os.environ)
@@ -125,6 +133,10 @@ def run_tests(selected: list[str], pytest_args: list[str]) -> int:
             env["DJANGO_SETTINGS_MODULE"] = suite.service.settings_module
             env["DATABASE_URL"] = postgres.url(suite.service.database)
             totals += run_suite(suite, env, pytest_args)
+        if fuzz:
+            totals += run_fuzz(
+                postgres, nats_url=nats.url, secret_key=base_env["SECRET_KEY"], workdir=workdir
+            )
     failed = totals["failed"] + totals["error"]
     print()
     print(f"tests: {totals['passed']} passed, {failed} failed, {totals['skipped']} skipped")

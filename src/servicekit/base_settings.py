@@ -22,7 +22,7 @@ SHARED_APPS = [
     "rest_framework",
     "django.contrib.staticfiles",
     "drf_spectacular",
-    "drf_spectacular_sidecar",  # Swagger UI and ReDoc, served by the service itself
+    "drf_spectacular_sidecar",  # Swagger UI, served by the service itself
     "django_filters",
     "servicekit",
 ]
@@ -96,11 +96,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    # The docs pages load their scripts from this service (drf-spectacular-sidecar), never
-    # from a CDN: they work offline and run no third-party code.
+    # The docs page loads its scripts from this service (drf-spectacular-sidecar), never
+    # from a CDN: it works offline and runs no third-party code. (ReDoc is not offered: its
+    # page fetches its logo from the vendor's CDN.)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.urls import URLPattern, URLResolver, include
 from django.urls.resolvers import RegexPattern
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from servicekit.fields import BIGINT_MAX
 from servicekit.health import LiveApi, ReadyApi, WhoAmIApi
@@ -52,7 +52,6 @@ def common_urlpatterns() -> list[URLPattern | URLResolver]:
         route("api/whoami", WhoAmIApi.as_view(), name="whoami"),
         route("api/schema", SpectacularAPIView.as_view(), name="schema"),
         route("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-        route("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     ]
 
 
