@@ -274,9 +274,12 @@ class TestRefusedBodies:
     ) -> None:
         event = make_event(total_tickets=10)
         before = database_rows()
-        headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key} if idempotency_key else {}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         response = customer.client().post(
-            "/api/bookings/", _body(event.pk, tickets), content_type="application/json", **headers
+            "/api/bookings/",
+            _body(event.pk, tickets),
+            content_type="application/json",
+            headers=headers,
         )
         assert problem(response, status)["type"] == f"urn:problem:{code}"
         assert database_rows() == before
