@@ -315,12 +315,14 @@ def test_a_refused_event_does_not_slow_the_relay_loop(bus: SyncBus) -> None:
     relay = OutboxRelay(bus, RelayOptions(poll_interval=0.2, backoff_initial=5, retry_initial=60))
     stop = threading.Event()
     thread = _in_thread(lambda: relay.run(stop))
+
+    def published(count: int) -> bool:
+        return wait_until(lambda: relay.published_total == count, 2, interval=0.02)
+
     try:
         for expected in (2, 4, 6):
             emit(2)
-            assert wait_until(
-                lambda expected=expected: relay.published_total == expected, 2, interval=0.02
-            )
+            assert published(expected)
     finally:
         stop.set()
         thread.join(10)
