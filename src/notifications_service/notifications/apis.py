@@ -129,8 +129,6 @@ class NotificationListApi(APIView):
         operation_id="notification_list",
         parameters=[
             OpenApiParameter("unread", bool, description="only unread (true) or read (false)"),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int),
         ],
         responses={200: NotificationOutputSerializer(many=True)},
     )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -122,7 +122,6 @@ class WebhookListCreateApi(APIView):
 
     @extend_schema(
         operation_id="webhook_list",
-        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
         responses={200: EndpointOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
@@ -225,7 +224,6 @@ class WebhookDeliveryListApi(APIView):
 
     @extend_schema(
         operation_id="webhook_delivery_list",
-        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
         responses={200: DeliveryOutputSerializer(many=True)},
     )
     def get(self, request: Request, pk: str) -> Response:
