@@ -282,7 +282,7 @@ def test_an_event_the_broker_refuses_fails_alone_then_is_given_up(bus: SyncBus) 
     refused = _too_large()
     after = emit(2)
     relay = OutboxRelay(
-        bus, RelayOptions(batch_size=10, max_attempts=2, retry_initial=0.2, retry_max=0.2)
+        bus, RelayOptions(batch_size=10, max_attempts=2, retry_initial=1.0, retry_max=1.0)
     )
     assert relay.relay_batch() == 3  # no outage raised: the broker took the others
     assert stream_msg_ids(bus) == [str(event.event_id) for event in [*before, *after]]
@@ -294,14 +294,14 @@ def test_an_event_the_broker_refuses_fails_alone_then_is_given_up(bus: SyncBus) 
     assert refused.next_attempt_at is not None
     assert relay.relay_batch() == 0  # not due yet: the next batch goes on without it
 
-    time.sleep(0.3)
+    time.sleep(1.1)
     later = emit(1)
     assert relay.relay_batch() == 1
     refused.refresh_from_db()
     assert refused.attempts == 2
     assert refused.failed_at is not None  # given up, kept with its error
     assert "MaxPayload" in refused.last_error
-    time.sleep(0.3)
+    time.sleep(1.1)
     assert relay.relay_batch() == 0
     assert stream_msg_ids(bus)[-1] == str(later[0].event_id)
     lag = check_outbox_lag().data

@@ -169,6 +169,7 @@ def test_an_email_whose_sending_raises_is_retried_alone_then_given_up(
     from django.core.mail.backends.smtp import EmailBackend
 
     settings.EMAIL_MAX_ATTEMPTS = 3
+    settings.DELIVERY_RETRY_BASE_SECONDS = settings.DELIVERY_RETRY_MAX_SECONDS = 1.0
     real_send = EmailBackend.send_messages
 
     def send_messages(self: EmailBackend, messages: list) -> int:
