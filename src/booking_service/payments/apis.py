@@ -62,9 +62,9 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: PaymentOutputSerializer, 402: dict, 409: dict},
+        responses={201: PaymentOutputSerializer},
     )
-    @problems(404, 422)
+    @problems(402, 404, 409, 422)
     @links(
         GetPayment={
             "operationId": "api_payments_retrieve",
