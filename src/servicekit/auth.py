@@ -2,9 +2,9 @@
 
 A booking never waits on the users service: the key set is fetched once, cached, and
 refetched only when a token names a `kid` the cache does not know (a rotated key), at most
-once per `min_refetch_seconds`. Each key's algorithm is pinned by the key set itself, so
-`alg: none`, HMAC signed with the public key, or any algorithm the key was not published for
-is refused before a signature is looked at.
+once per `JWT_JWKS_MIN_REFETCH_SECONDS`, outside any lock (see `JWKSCache`). Each key's
+algorithm is pinned by the key set itself, so `alg: none`, HMAC signed with the public key,
+or any algorithm the key was not published for is refused before a signature is looked at.
 """
 
 from __future__ import annotations
@@ -82,59 +82,111 @@ class _CachedKey:
 
 
 class JWKSCache:
-    """Thread-safe cache of verification keys by `kid`."""
+    """Thread-safe cache of verification keys by `kid`.
+
+    Fetching is rate-limited, because a token with a made-up `kid` costs its sender nothing:
+    after a successful fetch the next one waits `min_refetch_seconds`; after a failed one it
+    waits `backoff_seconds`, doubling with each failure up to `min_refetch_seconds`. At most
+    one fetch is in flight per process, and no lock is held while it runs. A request whose
+    `kid` is unknown while another request is fetching, or before the next fetch is due, is
+    refused at once rather than made to wait; a cached key keeps serving, stale or not, when
+    a refresh fails or is not due, so a users-service outage logs nobody out. Only while no
+    key set has been loaded yet (a process that just started) do requests wait for the
+    fetch in flight, since nothing can be verified without it.
+    """
 
     def __init__(
         self,
         fetch: JWKSFetcher,
         *,
         max_age_seconds: float = 300.0,
-        min_refetch_seconds: float = 1.0,
+        min_refetch_seconds: float = 30.0,
+        backoff_seconds: float = 1.0,
+        first_fetch_wait_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._max_age = max_age_seconds
         self._min_refetch = min_refetch_seconds
+        self._backoff = backoff_seconds
+        self._first_fetch_wait = first_fetch_wait_seconds
         self._clock = clock
         self._keys: dict[str, _CachedKey] = {}
         self._fetched_at: float | None = None
+        self._next_fetch_at = float("-inf")
+        self._failures = 0
+        self._in_flight: threading.Event | None = None
         self._lock = threading.Lock()
 
-    def _refresh(self) -> None:
-        document = self._fetch()
-        keys: dict[str, _CachedKey] = {}
-        for jwk in document.get("keys", []):
-            kid = jwk.get("kid")
-            alg = jwk.get("alg")
-            if not kid or alg not in ALLOWED_ALGORITHMS or jwk.get("use", "sig") != "sig":
-                continue
-            try:
-                parsed = jwt.PyJWK.from_dict(jwk, algorithm=alg)
-            except jwt.PyJWTError:
-                logger.warning("skipping unusable JWK %s", kid)
-                continue
-            keys[kid] = _CachedKey(key=parsed.key, algorithm=alg)
-        self._keys = keys
-        self._fetched_at = self._clock()
-
     def get(self, kid: str) -> _CachedKey:
+        mine: threading.Event | None = None  # set when this call is the one that fetches
         with self._lock:
+            cached = self._keys.get(kid)
             now = self._clock()
             stale = self._fetched_at is None or now - self._fetched_at > self._max_age
-            may_refetch = self._fetched_at is None or now - self._fetched_at >= self._min_refetch
-            if stale or (kid not in self._keys and may_refetch):
-                try:
-                    self._refresh()
-                except Exception as exc:
-                    # Keep serving the keys we have; a users-service outage must not log
-                    # everybody out.
-                    logger.warning("JWKS refresh failed: %s", exc)
-                    if self._fetched_at is None:
-                        raise InvalidTokenError("signing keys are unavailable") from exc
+            in_flight = self._in_flight
+            if (cached is None or stale) and in_flight is None and now >= self._next_fetch_at:
+                self._in_flight = mine = threading.Event()
+            loaded = self._fetched_at is not None
+        if mine is not None:
+            if not self._refresh(mine) and cached is not None:
+                return cached  # the users service is down: the key we know still serves
+        elif cached is not None:
+            return cached  # even a stale one, while the next fetch is not due
+        elif in_flight is not None and not loaded:
+            in_flight.wait(self._first_fetch_wait)
+        with self._lock:
             cached = self._keys.get(kid)
+            loaded = self._fetched_at is not None
         if cached is None:
+            if not loaded:
+                raise InvalidTokenError("signing keys are unavailable")
             raise InvalidTokenError(f"unknown kid {kid!r}")
         return cached
+
+    def _refresh(self, done: threading.Event) -> bool:
+        """Fetch and install the key set (no lock held while fetching); True on success."""
+        try:
+            keys = _parse_jwks(self._fetch())
+        except Exception as exc:
+            logger.warning("JWKS refresh failed: %s", exc)
+            with self._lock:
+                self._failures += 1
+                delay = self._backoff * 2 ** min(self._failures - 1, 30)
+                cap = max(self._min_refetch, self._backoff)
+                self._next_fetch_at = self._clock() + min(delay, cap)
+            return False
+        else:
+            with self._lock:
+                self._keys = keys
+                self._fetched_at = self._clock()
+                self._failures = 0
+                self._next_fetch_at = self._fetched_at + self._min_refetch
+            return True
+        finally:
+            with self._lock:
+                self._in_flight = None
+            done.set()
+
+
+def _parse_jwks(document: dict[str, Any]) -> dict[str, _CachedKey]:
+    keys: dict[str, _CachedKey] = {}
+    for jwk in document.get("keys", []):
+        kid = jwk.get("kid")
+        alg = jwk.get("alg")
+        if not kid or alg not in ALLOWED_ALGORITHMS or jwk.get("use", "sig") != "sig":
+            continue
+        try:
+            parsed = jwt.PyJWK.from_dict(jwk, algorithm=alg)
+        except jwt.PyJWTError:
+            logger.warning("skipping unusable JWK %s", kid)
+            continue
+        keys[kid] = _CachedKey(key=parsed.key, algorithm=alg)
+    if not keys:
+        # A users service that publishes nothing usable is broken, not rotating: keep the
+        # keys we have.
+        raise ValueError("the JWKS holds no usable key")
+    return keys
 
 
 class TokenVerifier:
@@ -223,8 +275,13 @@ def get_verifier() -> TokenVerifier:
                     def fetch() -> dict[str, Any]:
                         return fetch_jwks_over_http(url)
 
+                keys = JWKSCache(
+                    fetch,
+                    max_age_seconds=settings.JWT_JWKS_CACHE_SECONDS,
+                    min_refetch_seconds=settings.JWT_JWKS_MIN_REFETCH_SECONDS,
+                )
                 _verifier = TokenVerifier(
-                    JWKSCache(fetch, max_age_seconds=settings.JWT_JWKS_CACHE_SECONDS),
+                    keys,
                     issuer=settings.JWT_ISSUER,
                     audience=settings.JWT_AUDIENCE,
                     leeway_seconds=settings.JWT_LEEWAY_SECONDS,

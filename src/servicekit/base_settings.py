@@ -69,6 +69,10 @@ JWT_ISSUER = env_str("JWT_ISSUER", "turnstile-users")
 JWT_AUDIENCE = env_str("JWT_AUDIENCE", "turnstile")
 JWT_JWKS_URL = env_str("JWT_JWKS_URL", "http://127.0.0.1:8000/.well-known/jwks.json")
 JWT_JWKS_CACHE_SECONDS = env_int("JWT_JWKS_CACHE_SECONDS", 300)
+# A token naming an unknown `kid` triggers at most one JWKS fetch per this many seconds per
+# process (after a failed fetch: 1 s, doubling up to this), so made-up kids cannot flood
+# the users service.
+JWT_JWKS_MIN_REFETCH_SECONDS = env_int("JWT_JWKS_MIN_REFETCH_SECONDS", 30)
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 10)
 
 NATS_URL = env_str("NATS_URL", "nats://127.0.0.1:4222")

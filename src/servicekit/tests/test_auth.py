@@ -5,16 +5,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
+import threading
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from servicekit.auth import InvalidTokenError, JWKSCache, TokenVerifier, fetch_jwks_over_http
+from servicekit.auth import (
+    InvalidTokenError,
+    JWKSCache,
+    Principal,
+    TokenVerifier,
+    fetch_jwks_over_http,
+)
 from servicekit.testing import TestTokenIssuer, serve_jwks
 
 ISSUER = "turnstile-users"
@@ -204,3 +215,180 @@ def test_a_remembered_token_still_expires(
     time.sleep(1.1)
     with pytest.raises(InvalidTokenError, match="expired"):
         verifier.verify(token)
+
+
+class JWKSServer:
+    """The issuer's JWKS over real HTTP, counting the fetches it answers; it can be made
+    slow or stopped."""
+
+    def __init__(self, issuer: TestTokenIssuer) -> None:
+        self.delay = 0.0
+        self.fetches = 0
+        server_state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with counter_lock:
+                    server_state.fetches += 1
+                time.sleep(server_state.delay)
+                body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        class QuietServer(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                return  # a client that timed out on a slow answer
+
+        counter_lock = threading.Lock()
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/.well-known/jwks.json"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
+        self._thread.start()
+        self._running = True
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+
+
+@pytest.fixture
+def jwks_server(issuer: TestTokenIssuer) -> Iterator[JWKSServer]:
+    server = JWKSServer(issuer)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def verifier_for(url: str, clock: Clock, min_refetch_seconds: float = 30) -> TokenVerifier:
+    cache = JWKSCache(
+        lambda: fetch_jwks_over_http(url), min_refetch_seconds=min_refetch_seconds, clock=clock
+    )
+    return TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE)
+
+
+def random_kid_token(issuer: TestTokenIssuer) -> str:
+    return issuer.token("user-1", headers={"kid": uuid.uuid4().hex})
+
+
+def timed_verify(verifier: TokenVerifier, token: str) -> tuple[float, object]:
+    """How long verifying took, and the principal or the refusal."""
+    started = time.monotonic()
+    try:
+        outcome: object = verifier.verify(token)
+    except InvalidTokenError as exc:
+        outcome = exc
+    return time.monotonic() - started, outcome
+
+
+def timed_burst(verifier: TokenVerifier, tokens: list[str]) -> list[tuple[float, object]]:
+    """Verify the tokens from 16 threads at once."""
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(lambda token: timed_verify(verifier, token), tokens))
+
+
+def test_a_burst_of_unknown_kids_costs_one_fetch_per_interval(
+    issuer: TestTokenIssuer, jwks_server: JWKSServer
+) -> None:
+    clock = Clock()
+    verifier = verifier_for(jwks_server.url, clock)
+    verifier.verify(issuer.token("user-1"))
+    assert jwks_server.fetches == 1
+    tokens = [random_kid_token(issuer) for _ in range(400)]
+    outcomes = timed_burst(verifier, tokens)
+    assert all(isinstance(outcome, InvalidTokenError) for _, outcome in outcomes)
+    assert jwks_server.fetches == 1  # within the interval: no fetch at all
+
+    # The interval has passed and the users service answers slowly: the whole burst still
+    # makes one fetch, however many threads ask at once.
+    clock.now += 30
+    jwks_server.delay = 0.3
+    outcomes = timed_burst(verifier, tokens)
+    assert all(isinstance(outcome, InvalidTokenError) for _, outcome in outcomes)
+    assert jwks_server.fetches == 2
+
+
+def test_requests_do_not_wait_for_a_slow_jwks_server(
+    issuer: TestTokenIssuer, jwks_server: JWKSServer
+) -> None:
+    clock = Clock()
+    verifier = verifier_for(jwks_server.url, clock)
+    verifier.verify(issuer.token("user-1"))
+    clock.now += 30
+    jwks_server.delay = 3.0  # as long as the fetch timeout
+
+    fetcher = threading.Thread(target=timed_verify, args=(verifier, random_kid_token(issuer)))
+    fetcher.start()
+    deadline = time.monotonic() + 2
+    while jwks_server.fetches < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert jwks_server.fetches == 2  # the fetch is in flight
+    try:
+        unknown = timed_burst(verifier, [random_kid_token(issuer) for _ in range(32)])
+        known = timed_burst(verifier, [issuer.token(f"user-{n}") for n in range(32)])
+    finally:
+        fetcher.join()
+    assert all(isinstance(outcome, InvalidTokenError) for _, outcome in unknown)
+    assert all(isinstance(outcome, Principal) for _, outcome in known)
+    # Well before the 3 s the fetch takes: nobody waited on it.
+    assert max(elapsed for elapsed, _ in unknown + known) < 1.0
+    assert jwks_server.fetches == 2
+
+
+def test_a_stopped_jwks_server_is_retried_with_backoff(
+    issuer: TestTokenIssuer, jwks_server: JWKSServer
+) -> None:
+    clock = Clock()
+    attempts = []
+    url = jwks_server.url
+
+    def fetch() -> dict[str, Any]:
+        attempts.append(clock.now)
+        return fetch_jwks_over_http(url)
+
+    verifier = TokenVerifier(
+        JWKSCache(fetch, min_refetch_seconds=30, clock=clock), issuer=ISSUER, audience=AUDIENCE
+    )
+    verifier.verify(issuer.token("user-1"))
+    jwks_server.stop()
+    clock.now += 30
+    # Every 0.5 s for 100 s, a token with a made-up kid and one with the known key.
+    for _ in range(200):
+        elapsed, outcome = timed_verify(verifier, random_kid_token(issuer))
+        assert isinstance(outcome, InvalidTokenError)
+        elapsed, outcome = timed_verify(verifier, issuer.token("user-2"))
+        assert isinstance(outcome, Principal)
+        assert elapsed < 1.0
+        clock.now += 0.5
+    # After each failure the wait doubles from 1 s, up to the refetch interval.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts[1:])]
+    assert gaps == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_concurrent_first_requests_share_one_fetch(
+    issuer: TestTokenIssuer, jwks_server: JWKSServer
+) -> None:
+    verifier = verifier_for(jwks_server.url, Clock())
+    jwks_server.delay = 0.3
+    tokens = [issuer.token(f"user-{n}") for n in range(16)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        principals = list(pool.map(verifier.verify, tokens))
+    assert [p.id for p in principals] == [f"user-{n}" for n in range(16)]
+    assert jwks_server.fetches == 1
