@@ -19,9 +19,11 @@ INSTALLED_APPS = [
 ]
 
 # The batched flash-sale path answers plain ticket holds before the rest of the stack; it
-# hands everything else on (booking_service.bookings.fastpath).
+# hands everything else on (booking_service.bookings.fastpath). The security-header
+# middlewares sit outside it, so its answers carry the headers too.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "booking_service.bookings.fastpath.FastBookingMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]
@@ -49,8 +51,17 @@ BOOKING_MAX_PRICE = Decimal("1000000")
 PAYMENT_PROVIDER = env_str(
     "PAYMENT_PROVIDER", "booking_service.payments.providers.SandboxPaymentProvider"
 )
-# A payment still `pending` after this long was interrupted; the sweeper settles it.
-PAYMENT_PENDING_TIMEOUT_SECONDS = env_int("PAYMENT_PENDING_TIMEOUT_SECONDS", 120)
+# A payment still `pending` after this long has an unknown outcome (the provider timed out or
+# failed, or the process died); the sweeper asks the provider again with the same idempotency
+# key, every this often, until it answers. Longer than the provider call's own timeout.
+PAYMENT_PENDING_TIMEOUT_SECONDS = env_int("PAYMENT_PENDING_TIMEOUT_SECONDS", 30)
+# A hold whose payment is pending keeps its inventory at most this long past its expiry, so
+# a charge that went through can still confirm it; after that the hold is released and a late
+# success is refunded.
+PAYMENT_PENDING_HOLD_GRACE_SECONDS = env_int("PAYMENT_PENDING_HOLD_GRACE_SECONDS", 600)
+# A customer cannot cancel (and be refunded) a confirmed booking this long before its event
+# or slot starts, nor after; 0 allows it up to the start. Admins always can.
+BOOKING_REFUND_CUTOFF_SECONDS = env_int("BOOKING_REFUND_CUTOFF_SECONDS", 0)
 # Sweeper period (release_expired_holds --loop).
 BOOKING_SWEEP_INTERVAL_SECONDS = env_int("BOOKING_SWEEP_INTERVAL_SECONDS", 5)
 

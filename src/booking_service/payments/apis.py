@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -62,7 +63,21 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: PaymentOutputSerializer},
+        responses={
+            201: OpenApiResponse(
+                PaymentOutputSerializer, description="Paid: the booking is confirmed."
+            ),
+            202: OpenApiResponse(
+                PaymentOutputSerializer,
+                description="The provider's answer is unknown (a timeout, a network error, a "
+                "provider error): the payment stays `pending` and the charge may have gone "
+                "through. Do not pay again (a new payment of the booking is refused with 409 "
+                "`payment-in-progress` meanwhile); poll `GET /api/payments/{id}/` (the "
+                "`Location` header) until it is `success`, `failed` or `refunded`. The service "
+                "asks the provider again with the same idempotency key, so it is charged at "
+                "most once.",
+            ),
+        },
     )
     @problems(402, 404, 409, 422)
     @links(
@@ -87,6 +102,9 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
             amount=data.get("amount"),
         )
         body = PaymentOutputSerializer(result.payment).data
+        if result.outcome == PaymentOutcome.PENDING:
+            location = reverse("payment-detail", kwargs={"pk": result.payment.pk})
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
         if result.outcome == PaymentOutcome.FAILED:
             raise Problem(
                 "The payment was declined; the booking stays pending until its hold ends.",

@@ -55,3 +55,25 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"payment {self.pk} ({self.status})"
+
+
+class SandboxLedgerEntry(models.Model):
+    """What the sandbox gateway did for one idempotency key: its memory, shared by every
+    process of the service (the API and the sweeper ask the same gateway), as a real
+    gateway's is. Only the sandbox provider writes it."""
+
+    operation_key = models.CharField(max_length=160, unique=True)  # "charge:<key>", "refund:<key>"
+    token = models.CharField(max_length=255, blank=True, default="")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    succeeded = models.BooleanField()
+    reference = models.CharField(max_length=128, blank=True, default="")
+    failure_reason = models.CharField(max_length=64, blank=True, default="")
+    retryable = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "payments_sandbox_ledger"
+
+    def __str__(self) -> str:
+        return f"sandbox {self.operation_key} ({'ok' if self.succeeded else 'declined'})"

@@ -3,9 +3,15 @@
 1. a `pending` payment row is committed (at most one live payment per booking, so a
    booking is never charged twice at once);
 2. the provider is asked, with no transaction open;
-3. a new short transaction locks the booking and confirms it if it is still pending and its
-   hold has not expired; otherwise the charge is refunded. A success that arrives late never
-   confirms a booking whose tickets went back on sale.
+3. a new short transaction locks the booking and confirms it if it is still pending (so it
+   still holds its inventory); otherwise the charge is refunded. A success that arrives late
+   never confirms a booking whose tickets went back on sale.
+
+When the provider cannot say what happened (a timeout, a network error, a 5xx) the charge
+may have gone through: the payment stays `pending` and blocks any other payment of the
+booking, and the sweeper asks the provider again with the same idempotency key until it
+answers (`payments_resolve_stale`). A hold whose payment is pending is not released before
+`PAYMENT_PENDING_HOLD_GRACE_SECONDS` past its expiry (bookings.services.expiry).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from django.utils import timezone
 from booking_service.bookings.events import BOOKING_CONFIRMED, booking_data
 from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.bookings.services import NotFound
+from booking_service.bookings.services.expiry import DATABASE_AWAY
 from booking_service.payments.events import (
     PAYMENT_FAILED,
     PAYMENT_REFUNDED,
@@ -41,6 +48,7 @@ class PaymentOutcome(StrEnum):
     CONFIRMED = "confirmed"
     FAILED = "failed"
     REFUNDED = "refunded"
+    PENDING = "pending"  # the provider's answer is unknown; the sweeper settles it
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,9 @@ def payment_create(
     )
     if booking is None:
         raise NotFound("No such booking.", code="booking-not-found")
+    in_progress = booking.payments.filter(status=PaymentStatus.PENDING).first()
+    if in_progress is not None:
+        raise _payment_in_progress(in_progress)
     if amount is not None and amount != booking.amount:
         raise Unprocessable(
             f"The amount is {booking.amount} {booking.currency}; the server computes it.",
@@ -89,10 +100,10 @@ def payment_create(
                 payment_token=payment_token,
             )
     except IntegrityError as exc:
-        raise Conflict(
-            "Another payment of this booking is in progress or has succeeded.",
-            code="payment-in-progress",
-        ) from exc
+        live = booking.payments.filter(status=PaymentStatus.PENDING).first()
+        if live is not None:
+            raise _payment_in_progress(live) from exc
+        raise Conflict("The booking is already paid.", code="already-paid") from exc
 
     try:
         result = provider.charge(
@@ -102,10 +113,25 @@ def payment_create(
             idempotency_key=str(payment.provider_idempotency_key),
         )
     except Exception:
-        logger.exception("payment provider failed to charge payment %s", payment.pk)
-        result = ChargeResult(succeeded=False, failure_reason="provider_error", retryable=True)
+        # Whatever went wrong, the charge may have gone through: never `failed` (a retry
+        # would be a second charge), but `pending` until the provider answers the same key.
+        logger.warning(
+            "payment %s: the provider's answer is unknown; the sweeper asks again",
+            payment.pk,
+            exc_info=True,
+        )
+        return PaymentResult(payment, PaymentOutcome.PENDING)
 
     return _payment_settle(payment_id=payment.pk, result=result)
+
+
+def _payment_in_progress(payment: Payment) -> Conflict:
+    return Conflict(
+        "A payment of this booking is in progress; poll it at "
+        f"/api/payments/{payment.pk}/ until it is settled.",
+        code="payment-in-progress",
+        extra={"payment_id": payment.pk},
+    )
 
 
 def _outcome_of(payment: Payment) -> PaymentOutcome:
@@ -143,12 +169,13 @@ def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
         payment.status = PaymentStatus.SUCCESS
         payment.provider_reference = result.reference
         payment.save(update_fields=["status", "provider_reference", "updated_at"])
-        # The booking must still be what was charged for: pending, unexpired, and at the
-        # amount paid (its ticket count cannot change while a payment is live, but the price
-        # check makes a mismatch a refund, never a confirmation at the wrong price).
+        # The booking must still be what was charged for: pending (so its inventory is still
+        # held: a hold whose payment is pending is released only PAYMENT_PENDING_HOLD_GRACE
+        # past its expiry, and then it is canceled), and at the amount paid (its ticket count
+        # cannot change while a payment is live, but the price check makes a mismatch a
+        # refund, never a confirmation at the wrong price).
         confirmable = (
             booking.status == BookingStatus.PENDING
-            and booking.expires_at > now
             and payment.amount == booking.amount
             and payment.currency == booking.currency
         )
@@ -204,17 +231,22 @@ def payment_refund(*, payment_id: int, reason: str) -> Payment:
 
 
 def payments_resolve_stale(*, older_than: dt.timedelta) -> int:
-    """Finish payments left `pending` (the process died while the provider was asked).
+    """Settle payments left `pending` longer than `older_than`: the provider's answer was
+    unknown (a timeout, a network error, a 5xx) or the process died while it was asked.
 
     The provider is asked again with the same idempotency key, so a charge that went through
-    is reported, not repeated; then the payment settles as usual (confirmed, failed, or
-    refunded when the hold is gone). The sweeper runs this.
+    is reported, not repeated; then the payment settles as usual: success confirms the
+    booking, or is refunded at once when the booking can no longer be confirmed (its hold was
+    released, or it was canceled); a decline makes it `failed`. Each payment on its own: one
+    the provider still cannot answer for, or one that fails to settle, is logged and asked
+    again `older_than` later, while the others settle. The sweeper runs this; returns how
+    many payments it asked about.
     """
-    cutoff = timezone.now() - older_than
+    now = timezone.now()
     stale = list(
-        Payment.objects.filter(status=PaymentStatus.PENDING, updated_at__lt=cutoff).order_by("id")[
-            :100
-        ]
+        Payment.objects.filter(
+            status=PaymentStatus.PENDING, updated_at__lt=now - older_than
+        ).order_by("updated_at", "id")[:100]
     )
     provider = get_payment_provider()
     for payment in stale:
@@ -225,13 +257,20 @@ def payments_resolve_stale(*, older_than: dt.timedelta) -> int:
                 token=payment.payment_token,
                 idempotency_key=str(payment.provider_idempotency_key),
             )
-        except Exception:
-            logger.exception("payment provider unavailable for stale payment %s", payment.pk)
-            continue
-        try:
             _payment_settle(payment_id=payment.pk, result=result)
+        except DATABASE_AWAY:
+            raise  # no payment's fault: the round ends and the sweeper tries again
         except Exception:
-            logger.exception("settling stale payment %s failed", payment.pk)
+            logger.warning(
+                "payment %s stays pending (no answer from the provider, or settling failed); "
+                "asking again later",
+                payment.pk,
+                exc_info=True,
+            )
+            # To the back of the queue, so it cannot starve the payments behind it.
+            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+                updated_at=now
+            )
     return len(stale)
 
 

@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from booking_service.bookings.events import BOOKING_EXPIRED, booking_data
@@ -21,6 +22,20 @@ logger = logging.getLogger(__name__)
 
 # The database being away is no hold's fault: the sweeper's round ends and is tried again.
 DATABASE_AWAY = (OperationalError, InterfaceError)
+
+
+def expired_holds(*, now: dt.datetime) -> QuerySet[Booking]:
+    """Pending bookings whose hold has ended and whose inventory may go back on sale.
+
+    A hold whose payment is `pending` (the provider's answer is unknown, so the charge may
+    have gone through) keeps its inventory until `PAYMENT_PENDING_HOLD_GRACE_SECONDS` past
+    its expiry, so the sweeper's payment step can still confirm it; after that it is
+    released like any other, and a success learnt later is refunded.
+    """
+    grace_start = now - dt.timedelta(seconds=settings.PAYMENT_PENDING_HOLD_GRACE_SECONDS)
+    return Booking.objects.filter(status=BookingStatus.PENDING, expires_at__lte=now).exclude(
+        expires_at__gt=grace_start, payments__status="pending"
+    )
 
 
 def expire_locked_bookings(bookings: Sequence[Booking], *, now: dt.datetime) -> None:
@@ -60,9 +75,8 @@ def release_expired_holds(*, event_id: int | None = None, now: dt.datetime | Non
         return _release_event_holds(event_id=event_id, now=now)
     released = 0
     event_ids = (
-        Booking.objects.filter(
-            status=BookingStatus.PENDING, expires_at__lte=now, event__isnull=False
-        )
+        expired_holds(now=now)
+        .filter(event__isnull=False)
         .values_list("event_id", flat=True)
         .distinct()
     )
@@ -89,7 +103,7 @@ def release_expired_holds(*, event_id: int | None = None, now: dt.datetime | Non
 
 
 def _expired_ids(*, now: dt.datetime, event_id: int | None) -> list[int]:
-    expired = Booking.objects.filter(status=BookingStatus.PENDING, expires_at__lte=now)
+    expired = expired_holds(now=now)
     if event_id is None:
         expired = expired.filter(resource__isnull=False)
     else:
@@ -113,9 +127,7 @@ def _release_slot_holds(*, now: dt.datetime, booking_id: int | None = None) -> i
     released = 0
     while True:
         with transaction.atomic():
-            expired = Booking.objects.filter(
-                status=BookingStatus.PENDING, expires_at__lte=now, resource__isnull=False
-            )
+            expired = expired_holds(now=now).filter(resource__isnull=False)
             if booking_id is not None:
                 expired = expired.filter(pk=booking_id)
             slots = list(
@@ -132,12 +144,10 @@ def _release_slot_holds(*, now: dt.datetime, booking_id: int | None = None) -> i
 def _release_event_holds(*, event_id: int, now: dt.datetime, booking_id: int | None = None) -> int:
     # A sold-out event is asked this by every late buyer: look (index only, no lock) before
     # taking the event row lock.
-    expired_holds = Booking.objects.filter(
-        event_id=event_id, status=BookingStatus.PENDING, expires_at__lte=now
-    )
+    event_holds = expired_holds(now=now).filter(event_id=event_id)
     if booking_id is not None:
-        expired_holds = expired_holds.filter(pk=booking_id)
-    if not expired_holds.exists():
+        event_holds = event_holds.filter(pk=booking_id)
+    if not event_holds.exists():
         return 0
     released = 0
     while True:
@@ -145,7 +155,7 @@ def _release_event_holds(*, event_id: int, now: dt.datetime, booking_id: int | N
             if not lock_event(event_id):
                 return released
             expired = list(
-                expired_holds.select_for_update(skip_locked=True, of=("self",))
+                event_holds.select_for_update(skip_locked=True, of=("self",))
                 .select_related("event")
                 .order_by("id")[:RELEASE_BATCH]
             )

@@ -176,3 +176,37 @@ def test_bad_payment_filters_are_400_naming_booking(customer: Caller, query: str
 @pytest.mark.parametrize("pk", ["99999999999999999999", "0", "abc"])
 def test_payment_ids_no_row_can_have_are_404(customer: Caller, pk: str) -> None:
     assert customer.client().get(f"/api/payments/{pk}/").status_code == 404
+
+
+def test_an_unknown_outcome_is_202_pending_and_the_sweeper_settles_it(customer: Caller) -> None:
+    import datetime as dt
+
+    from booking_service.payments.services import payments_resolve_stale
+
+    booking_id = held_booking(customer)
+    client = customer.client()
+    body = {"booking": booking_id, "payment_token": "tok_chargeThenTimeout"}
+    accepted = client.post("/api/payments/", body, format="json")
+    assert accepted.status_code == 202, accepted.content
+    payment = accepted.json()
+    assert (payment["status"], payment["failure_reason"]) == ("pending", "")
+    assert client.get(accepted["Location"]).json()["id"] == payment["id"]
+    # Paying again while the outcome is unknown is refused, and says what to poll.
+    again = client.post("/api/payments/", {**body, "payment_token": "tok_visa"}, format="json")
+    assert again.status_code == 409
+    assert again["Content-Type"] == PROBLEM
+    assert again.json()["type"] == "urn:problem:payment-in-progress"
+    assert again.json()["payment_id"] == payment["id"]
+    assert Payment.objects.count() == 1
+    payments_resolve_stale(older_than=dt.timedelta(0))
+    settled = client.get(f"/api/payments/{payment['id']}/").json()
+    assert settled["status"] == "success"
+    assert client.get(f"/api/bookings/{booking_id}/").json()["status"] == "confirmed"
+
+
+def test_the_schema_documents_the_pending_answer() -> None:
+    schema = APIClient().get("/api/schema/", {"format": "json"}).json()
+    responses = schema["paths"]["/api/payments/"]["post"]["responses"]
+    assert "pending" in responses["202"]["description"]
+    assert "application/problem+json" in responses["409"]["content"]
+    assert "application/problem+json" in responses["402"]["content"]

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -38,15 +39,21 @@ from servicekit.problems import Conflict, Unprocessable
 pytestmark = pytest.mark.django_db
 
 
+def past_the_grace() -> dt.datetime:
+    """An expiry so long ago that even a hold whose payment is pending is released."""
+    return timezone.now() - dt.timedelta(seconds=settings.PAYMENT_PENDING_HOLD_GRACE_SECONDS + 1)
+
+
 class ExpiringSandbox(SandboxPaymentProvider):
-    """Charges succeed, but only after the hold has run out (a slow gateway)."""
+    """Charges succeed, but only after the hold has run out and was released (a gateway
+    slower than the hold and its grace)."""
 
     in_transaction: ClassVar[list[bool]] = []
 
     def charge(
         self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
     ) -> ChargeResult:
-        Booking.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+        Booking.objects.update(expires_at=past_the_grace())
         release_expired_holds()
         return super().charge(
             amount=amount, currency=currency, token=token, idempotency_key=idempotency_key
@@ -228,8 +235,8 @@ def test_sweeper_settles_a_payment_left_pending_by_a_crash() -> None:
 def test_stale_payment_of_an_expired_hold_is_refunded() -> None:
     booking, _ = hold()
     payment = _crashed_payment(booking)
-    Booking.objects.filter(pk=booking.pk).update(expires_at=timezone.now())
-    release_expired_holds()
+    Booking.objects.filter(pk=booking.pk).update(expires_at=past_the_grace())
+    assert release_expired_holds() == 1
     payments_resolve_stale(older_than=dt.timedelta(minutes=2))
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.REFUNDED
