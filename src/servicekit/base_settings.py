@@ -27,9 +27,12 @@ SHARED_APPS = [
     "servicekit",
 ]
 
+# The security headers come from the two outermost middlewares, so every response carries
+# them, even one a later middleware answers by itself (a 414, the booking fast path).
 MIDDLEWARE = [
-    "servicekit.middleware.UrlLengthLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "servicekit.middleware.UrlLengthLimitMiddleware",
     # Static files (the docs UIs' scripts) straight from the installed packages: nothing to
     # collect, no CDN, no other server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -60,9 +63,25 @@ MAX_URL_LENGTH = env_int("MAX_URL_LENGTH", 4096)
 JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
 JSON_MAX_STRING_LENGTH = env_int("JSON_MAX_STRING_LENGTH", 16 * 1024)
 
+# Security headers (see "Security headers and health" in the README): nosniff,
+# Referrer-Policy and, on HTTPS requests, HSTS from SecurityMiddleware; X-Frame-Options from
+# XFrameOptionsMiddleware.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# HSTS is sent only on requests that came over HTTPS. 0 (development) sends none; production
+# behind TLS sets it, e.g. 31536000 (a year).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+# Behind a proxy that terminates TLS, the name of the header it sets to "https" on requests
+# that came over TLS (e.g. X-Forwarded-Proto). Trust it only if the proxy always sets or
+# strips it; unset, a request is HTTPS only if it reached the service over TLS.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _proxy_ssl_header.strip().upper().replace("-", "_"),
+        "https",
+    )
 
 # Tokens: issued by the users service, verified locally everywhere.
 JWT_ISSUER = env_str("JWT_ISSUER", "turnstile-users")
