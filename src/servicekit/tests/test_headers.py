@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 import pytest
-from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.test import Client
 
 SECURITY_HEADERS = {
@@ -19,11 +19,11 @@ SECURITY_HEADERS = {
 }
 
 
-def assert_security_headers(response: HttpResponse) -> None:
+def assert_security_headers(response: HttpResponseBase) -> None:
     assert {name: response.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
 
 
-def answers() -> dict[str, HttpResponse]:
+def answers() -> dict[str, HttpResponseBase]:
     """One response of each kind, over plain HTTP."""
     client = Client()
     return {
