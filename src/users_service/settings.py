@@ -45,6 +45,9 @@ JWT_JWKS_SOURCE = "users_service.tokens.selectors.jwks_document"
 JWT_ACCESS_TOKEN_SECONDS = min(env_int("JWT_ACCESS_TOKEN_SECONDS", 15 * 60), 15 * 60)
 JWT_REFRESH_TOKEN_SECONDS = env_int("JWT_REFRESH_TOKEN_SECONDS", 14 * 24 * 3600)
 JWT_SERVICE_TOKEN_SECONDS = env_int("JWT_SERVICE_TOKEN_SECONDS", 3600)
+# Absolute lifetime of a session (a refresh family), counted from its login: refreshing
+# never carries it further.
+SESSION_MAX_AGE_SECONDS = env_int("SESSION_MAX_AGE_SECONDS", 30 * 24 * 3600)
 
 # Login throttling, shared by every worker process through the database.
 LOGIN_FREE_FAILURES = env_int("LOGIN_FREE_FAILURES", 5)

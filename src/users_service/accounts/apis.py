@@ -18,6 +18,7 @@ from servicekit.permissions import IsAdmin, IsHuman
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
 from users_service.accounts.selectors import user_get_visible, user_list
 from users_service.accounts.services import user_register, user_update
+from users_service.tokens.services import session_id
 
 
 class UserOutputSerializer(serializers.ModelSerializer[User]):
@@ -27,7 +28,7 @@ class UserOutputSerializer(serializers.ModelSerializer[User]):
         read_only_fields = fields
 
 
-def _principal(request: Request) -> Principal:
+def principal_of(request: Request) -> Principal:
     user = request.user
     if not isinstance(user, Principal):  # permission classes run first; this is a bug guard
         raise NotAuthenticated
@@ -65,7 +66,7 @@ class MeApi(APIView):
 
     @extend_schema(responses=UserOutputSerializer)
     def get(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = principal_of(request)
         user = user_get_visible(actor=principal, user_id=principal.id)
         return Response(UserOutputSerializer(user).data)
 
@@ -81,12 +82,17 @@ class UserDetailApi(APIView):
             max_length=256, write_only=True, required=False, trim_whitespace=False
         )
         current_password = StringField(
-            max_length=256, write_only=True, required=False, trim_whitespace=False
+            max_length=256,
+            write_only=True,
+            required=False,
+            trim_whitespace=False,
+            help_text="Needed to change the password, and to change the email of one's own "
+            "account. Either change ends every other session of the account.",
         )
 
     @extend_schema(responses=UserOutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
-        user = user_get_visible(actor=_principal(request), user_id=pk)
+        user = user_get_visible(actor=principal_of(request), user_id=pk)
         return Response(UserOutputSerializer(user).data)
 
     @extend_schema(request=InputSerializer, responses=UserOutputSerializer)
@@ -100,12 +106,16 @@ class UserDetailApi(APIView):
         return self._update(request, pk, partial=True)
 
     def _update(self, request: Request, pk: str, *, partial: bool) -> Response:
-        principal = _principal(request)
+        principal = principal_of(request)
         user = user_get_visible(actor=principal, user_id=pk)
         serializer = self.InputSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         user = user_update(
-            user=user, actor_is_admin=principal.is_admin, data=serializer.validated_data
+            user=user,
+            actor_is_admin=principal.is_admin,
+            acting_on_self=principal.id == str(user.id),
+            data=serializer.validated_data,
+            session=session_id(principal),
         )
         return Response(UserOutputSerializer(user).data)
 

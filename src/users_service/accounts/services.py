@@ -3,6 +3,8 @@ transaction (`user.registered`, `user.updated`)."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
@@ -13,6 +15,7 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from servicekit.outbox.services import outbox_emit
 from servicekit.problems import Problem
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
+from users_service.tokens.services import refresh_families_revoke
 
 
 def _event_data(user: User) -> dict[str, Any]:
@@ -31,6 +34,10 @@ def _check_password(password: str, user: User) -> None:
         validate_password(password, user)
     except ValidationError as exc:
         raise _field_error("password", list(exc.messages)) from exc
+
+
+def _email_changes(user: User, data: dict[str, Any]) -> bool:
+    return "email" in data and data["email"].strip() != user.email
 
 
 def _field_error(field: str, messages: list[str]) -> ApiValidationError:
@@ -55,27 +62,72 @@ def user_register(*, name: str, email: str, password: str, role: str = Role.CUST
     return user
 
 
-def user_create_admin(*, name: str, email: str, password: str) -> User:
-    """The first admin (or a new one), from the `create_admin` management command.
+class EmailTaken(Problem):
+    status_code = 409
+    default_detail = "An account with this email already exists; nothing was changed."
+    default_code = "email-taken"
 
-    An existing account with that email is promoted instead.
+
+@dataclass(frozen=True)
+class AdminCreated:
+    user: User
+    promoted: bool  # an existing account was made admin; its password was left as it was
+
+
+def user_create_admin(
+    *, name: str, email: str, password: str, promote_existing: bool = False
+) -> AdminCreated:
+    """An admin, from the `create_admin` management command.
+
+    An existing account with that email is refused: whoever registered the address first
+    would otherwise become admin. With `promote_existing` it is made admin, and keeps its
+    own password (the one given is not set).
     """
     existing = User.objects.filter(email__iexact=email.strip()).first()
     if existing is not None:
-        return user_update(user=existing, actor_is_admin=True, data={"role": Role.ADMIN})
+        if not promote_existing:
+            raise EmailTaken
+        user = user_update(
+            user=existing, actor_is_admin=True, acting_on_self=False, data={"role": Role.ADMIN}
+        )
+        return AdminCreated(user=user, promoted=True)
     user = User(name=name.strip(), email=email.strip(), role=Role.ADMIN)
     _check_password(password, user)
     user.set_password(password)
-    with transaction.atomic():
-        user.save()
-        outbox_emit(event_type="user.registered", data=_event_data(user))
-    return user
+    try:
+        with transaction.atomic():
+            user.save()
+            outbox_emit(event_type="user.registered", data=_event_data(user))
+    except IntegrityError as exc:  # registered meanwhile
+        raise EmailTaken from exc
+    return AdminCreated(user=user, promoted=False)
 
 
-def user_update(*, user: User, actor_is_admin: bool, data: dict[str, Any]) -> User:
-    """Profile change by the user or an admin. Only admins change roles; a password change
-    needs the current password (admins do not set other people's passwords)."""
+def user_update(
+    *,
+    user: User,
+    actor_is_admin: bool,
+    acting_on_self: bool,
+    data: dict[str, Any],
+    session: uuid.UUID | None = None,
+) -> User:
+    """Profile change by the user or an admin. Only admins change roles.
+
+    A password change always needs the current password (admins do not set other people's
+    passwords). An email change needs it too, except from an admin acting on someone else:
+    the admin does not know it, and their own session is what authorises them.
+    A password or email change ends the user's other sessions: every refresh family but
+    `session` (the caller's own, kept only when `acting_on_self`), so whoever held the
+    old credentials is logged out.
+    """
     changed: list[str] = []
+    needs_current_password = bool(data.get("password")) or (
+        _email_changes(user, data) and (acting_on_self or not actor_is_admin)
+    )
+    # Checked before anything else, so a caller without the password learns nothing (not
+    # even whether an address is taken).
+    if needs_current_password and not user.check_password(data.get("current_password") or ""):
+        raise _field_error("current_password", ["The current password is not correct."])
     if "role" in data and data["role"] != user.role:
         if not actor_is_admin:
             raise Problem(
@@ -91,14 +143,12 @@ def user_update(*, user: User, actor_is_admin: bool, data: dict[str, Any]) -> Us
     if "name" in data and data["name"].strip() != user.name:
         user.name = data["name"].strip()
         changed.append("name")
-    if "email" in data and data["email"].strip() != user.email:
+    if _email_changes(user, data):
         if _email_taken(data["email"], exclude=user):
             raise _field_error("email", ["A user with this email already exists."])
         user.email = data["email"].strip()
         changed.append("email")
     if data.get("password"):
-        if not user.check_password(data.get("current_password") or ""):
-            raise _field_error("current_password", ["The current password is not correct."])
         _check_password(data["password"], user)
         user.set_password(data["password"])
         changed.append("password")
@@ -109,6 +159,8 @@ def user_update(*, user: User, actor_is_admin: bool, data: dict[str, Any]) -> Us
             user.save(update_fields=[*changed, "updated_at"])
             if set(changed) & {"name", "email", "role"}:
                 outbox_emit(event_type="user.updated", data=_event_data(user))
+            if set(changed) & {"email", "password"}:
+                refresh_families_revoke(user_id=user.pk, keep=session if acting_on_self else None)
     except IntegrityError as exc:
         raise _field_error("email", ["A user with this email already exists."]) from exc
     return user

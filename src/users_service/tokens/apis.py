@@ -12,11 +12,13 @@ from rest_framework.views import APIView
 
 from servicekit.fields import StringField, TextField
 from servicekit.openapi import links, problems
-from users_service.accounts.apis import UserOutputSerializer
+from servicekit.permissions import IsHuman
+from users_service.accounts.apis import UserOutputSerializer, principal_of
 from users_service.tokens.selectors import jwks_document
 from users_service.tokens.services import (
     TokenPair,
     login,
+    refresh_families_revoke,
     refresh_family_revoke,
     refresh_rotate,
 )
@@ -109,6 +111,18 @@ class LogoutApi(_PublicApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         refresh_family_revoke(refresh=serializer.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllApi(APIView):
+    """Log out everywhere: every session of the caller ends, this one included. Access
+    tokens already issued stay valid until they expire (15 minutes at most)."""
+
+    permission_classes = [IsHuman]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        refresh_families_revoke(user_id=principal_of(request).id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

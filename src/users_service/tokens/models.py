@@ -36,10 +36,12 @@ class SigningKey(models.Model):
 
 
 class RefreshToken(models.Model):
-    """One refresh token of a family (one login). Only its SHA-256 is stored.
+    """One refresh token of a family (one login, a session). Only its SHA-256 is stored.
 
     Using a token rotates it (`used_at` set, a successor issued in the same family).
     Presenting a used token again means it leaked: the whole family is revoked.
+    `family_started_at` is the login that started the family, copied to each of its tokens:
+    no token of the family lives past it plus `SESSION_MAX_AGE_SECONDS`.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -49,6 +51,7 @@ class RefreshToken(models.Model):
     )
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    family_started_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

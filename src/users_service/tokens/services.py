@@ -1,4 +1,8 @@
-"""Token issuing: login, refresh rotation with reuse detection, logout, service tokens."""
+"""Token issuing: login, refresh rotation with reuse detection, logout, service tokens.
+
+A refresh family is a session: one login and every token rotated from it. Its id travels in
+the access tokens it issues as the `sid` claim, so a request can name its own session.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -15,6 +19,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
+from servicekit.auth import Principal
 from servicekit.problems import Problem
 from users_service.accounts.models import User
 from users_service.tokens.keys import signing_key_active, signing_key_private
@@ -41,6 +46,12 @@ class InvalidRefreshToken(Problem):
     default_code = "invalid-refresh-token"
 
 
+class SessionExpired(Problem):
+    status_code = 401
+    default_detail = "The session has reached its maximum age; log in again."
+    default_code = "session-expired"
+
+
 @dataclass(frozen=True)
 class TokenPair:
     access: str
@@ -53,7 +64,9 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def access_token_issue(*, subject: str, role: str, ttl_seconds: int | None = None) -> str:
+def access_token_issue(
+    *, subject: str, role: str, ttl_seconds: int | None = None, session: uuid.UUID | None = None
+) -> str:
     ttl = ttl_seconds or settings.JWT_ACCESS_TOKEN_SECONDS
     key = signing_key_active()
     now = timezone.now()
@@ -66,6 +79,8 @@ def access_token_issue(*, subject: str, role: str, ttl_seconds: int | None = Non
         "exp": int((now + timedelta(seconds=ttl)).timestamp()),
         "jti": uuid.uuid4().hex,
     }
+    if session is not None:
+        claims["sid"] = str(session)
     return jwt.encode(
         claims, signing_key_private(key), algorithm=key.algorithm, headers={"kid": key.kid}
     )
@@ -80,20 +95,36 @@ def service_token_issue(*, name: str) -> str:
     )
 
 
-def _refresh_token_create(*, user: User, family: uuid.UUID) -> str:
+def session_id(principal: Principal) -> uuid.UUID | None:
+    """The refresh family the caller's access token was issued from, if it names one."""
+    try:
+        return uuid.UUID(str(principal.claims["sid"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _session_ends_at(family_started_at: datetime) -> datetime:
+    return family_started_at + timedelta(seconds=settings.SESSION_MAX_AGE_SECONDS)
+
+
+def _refresh_token_create(*, user: User, family: uuid.UUID, family_started_at: datetime) -> str:
     raw = secrets.token_urlsafe(48)
     RefreshToken.objects.create(
         user=user,
         family=family,
+        family_started_at=family_started_at,
         token_hash=_hash(raw),
-        expires_at=timezone.now() + timedelta(seconds=settings.JWT_REFRESH_TOKEN_SECONDS),
+        expires_at=min(
+            timezone.now() + timedelta(seconds=settings.JWT_REFRESH_TOKEN_SECONDS),
+            _session_ends_at(family_started_at),
+        ),
     )
     return raw
 
 
-def _pair(user: User, refresh: str) -> TokenPair:
+def _pair(user: User, refresh: str, family: uuid.UUID) -> TokenPair:
     return TokenPair(
-        access=access_token_issue(subject=str(user.id), role=user.role),
+        access=access_token_issue(subject=str(user.id), role=user.role, session=family),
         refresh=refresh,
         expires_in=settings.JWT_ACCESS_TOKEN_SECONDS,
         user=user,
@@ -118,23 +149,34 @@ def login(*, email: str, password: str, address: str) -> TokenPair:
         login_failure_record(keys=keys)
         raise InvalidCredentials
     login_success_record(keys=keys)
+    family = uuid.uuid4()
     with transaction.atomic():
-        refresh = _refresh_token_create(user=user, family=uuid.uuid4())
-    return _pair(user, refresh)
+        refresh = _refresh_token_create(user=user, family=family, family_started_at=timezone.now())
+    return _pair(user, refresh, family)
 
 
 def refresh_rotate(*, refresh: str) -> TokenPair:
-    """Exchange a refresh token for a new pair. A token used twice revokes its family."""
+    """Exchange a refresh token for a new pair. A token used twice revokes its family; a
+    session past its maximum age is refused."""
     now = timezone.now()
     reused_family: uuid.UUID | None = None
     with transaction.atomic():
+        # The user row first, then the token, the order `refresh_families_revoke` takes them
+        # in: a revocation waits for this rotation and then sees the successor it creates.
+        User.objects.select_for_update(of=("self",)).filter(
+            refresh_tokens__token_hash=_hash(refresh)
+        ).first()
         token = (
-            RefreshToken.objects.select_for_update()
+            RefreshToken.objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(token_hash=_hash(refresh))
             .first()
         )
-        if token is None or token.revoked_at is not None or token.expires_at <= now:
+        if token is None or token.revoked_at is not None:
+            raise InvalidRefreshToken
+        if _session_ends_at(token.family_started_at) <= now:
+            raise SessionExpired
+        if token.expires_at <= now:
             raise InvalidRefreshToken
         if token.used_at is not None:
             reused_family = token.family
@@ -146,11 +188,13 @@ def refresh_rotate(*, refresh: str) -> TokenPair:
         else:
             token.used_at = now
             token.save(update_fields=["used_at"])
-            new_refresh = _refresh_token_create(user=token.user, family=token.family)
+            new_refresh = _refresh_token_create(
+                user=token.user, family=token.family, family_started_at=token.family_started_at
+            )
             user = token.user
     if reused_family is not None:  # raised after commit, so the revocation sticks
         raise InvalidRefreshToken("This refresh token was already used; the session is revoked.")
-    return _pair(user, new_refresh)
+    return _pair(user, new_refresh, token.family)
 
 
 def refresh_family_revoke(*, refresh: str) -> None:
@@ -160,3 +204,17 @@ def refresh_family_revoke(*, refresh: str) -> None:
         RefreshToken.objects.filter(family=token.family, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
+
+
+def refresh_families_revoke(*, user_id: uuid.UUID | str, keep: uuid.UUID | None = None) -> int:
+    """End the user's sessions: every refresh family but `keep`. Returns the tokens revoked.
+
+    Used by "log out everywhere" and by password and email changes.
+    """
+    with transaction.atomic():
+        # Waits for a rotation in flight (it holds this row), so its successor is revoked too.
+        User.objects.select_for_update().filter(pk=user_id).first()
+        tokens = RefreshToken.objects.filter(user_id=user_id, revoked_at__isnull=True)
+        if keep is not None:
+            tokens = tokens.exclude(family=keep)
+        return tokens.update(revoked_at=timezone.now())

@@ -6,4 +6,5 @@ urlpatterns = [
     route("api/users/login", apis.LoginApi.as_view(), name="login"),
     route("api/users/token/refresh", apis.RefreshApi.as_view(), name="token-refresh"),
     route("api/users/logout", apis.LogoutApi.as_view(), name="logout"),
+    route("api/users/logout/all", apis.LogoutAllApi.as_view(), name="logout-all"),
 ]

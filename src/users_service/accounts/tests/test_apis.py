@@ -216,7 +216,9 @@ class TestUserDetail:
         body = assert_problem(customer_client.put(url, {"name": "Only name"}, format="json"), 400)
         assert "email" in body["errors"]
         response = customer_client.put(
-            url, {"name": "Both", "email": "both@example.com"}, format="json"
+            url,
+            {"name": "Both", "email": "both@example.com", "current_password": PASSWORD},
+            format="json",
         )
         assert response.status_code == 200
         assert response.json()["email"] == "both@example.com"
@@ -225,8 +227,12 @@ class TestUserDetail:
         self, make_user: Callable[..., User], customer: User, customer_client: APIClient
     ) -> None:
         other = make_user(email="taken@example.com")
+        url = f"/api/users/{customer.id}"
+        # Without the password, nothing tells whether the address is taken.
+        response = customer_client.patch(url, {"email": "TAKEN@example.com"}, format="json")
+        assert set(assert_problem(response, 400)["errors"]) == {"current_password"}
         response = customer_client.patch(
-            f"/api/users/{customer.id}", {"email": "TAKEN@example.com"}, format="json"
+            url, {"email": "TAKEN@example.com", "current_password": PASSWORD}, format="json"
         )
         assert "email" in assert_problem(response, 400)["errors"]
         assert User.objects.get(pk=customer.pk).email != other.email
@@ -243,6 +249,43 @@ class TestUserDetail:
         )
         assert response.status_code == 200
         assert User.objects.get(pk=customer.pk).check_password(new)
+
+    def test_email_change_needs_the_current_password(
+        self, customer: User, customer_client: APIClient
+    ) -> None:
+        url = f"/api/users/{customer.id}"
+        before = User.objects.values().get(pk=customer.pk)
+        for extra in ({}, {"current_password": "not-the-Password-1"}, {"current_password": ""}):
+            response = customer_client.patch(
+                url, {"email": "new@example.com", **extra}, format="json"
+            )
+            assert "current_password" in assert_problem(response, 400)["errors"]
+            assert User.objects.values().get(pk=customer.pk) == before
+        response = customer_client.put(
+            url,
+            {"name": customer.name, "email": "new@example.com", "current_password": PASSWORD},
+            format="json",
+        )
+        assert response.status_code == 200
+        assert User.objects.get(pk=customer.pk).email == "new@example.com"
+
+    def test_admin_changes_anothers_email_without_a_password(
+        self, customer: User, admin_client: APIClient
+    ) -> None:
+        response = admin_client.patch(
+            f"/api/users/{customer.id}", {"email": "moved@example.com"}, format="json"
+        )
+        assert response.status_code == 200
+        assert User.objects.get(pk=customer.pk).email == "moved@example.com"
+
+    def test_admin_changing_own_email_needs_the_password(
+        self, admin: User, admin_client: APIClient
+    ) -> None:
+        response = admin_client.patch(
+            f"/api/users/{admin.id}", {"email": "boss@example.com"}, format="json"
+        )
+        assert "current_password" in assert_problem(response, 400)["errors"]
+        assert User.objects.get(pk=admin.pk).email == admin.email
 
     def test_admin_reads_anyone_and_changes_roles(
         self, customer: User, admin_client: APIClient
@@ -311,3 +354,76 @@ class TestUserList:
     def test_bad_filter_is_400(self, admin_client: APIClient) -> None:
         assert_problem(admin_client.get("/api/users/?role=wizard"), 400)
         assert_problem(admin_client.get("/api/users/?page=999"), 404)
+
+
+def session(user: User) -> tuple[APIClient, str]:
+    """A login of `user`: a client signed in with its access token, and its refresh token."""
+    client = APIClient()
+    response = client.post(
+        "/api/users/login", {"email": user.email, "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}")
+    return client, response.json()["refresh"]
+
+
+def refresh_status(token: str) -> int:
+    response = APIClient().post("/api/users/token/refresh", {"refresh": token}, format="json")
+    return int(response.status_code)
+
+
+class TestCredentialChangeEndsOtherSessions:
+    NEW_PASSWORD = "brand-New-secret-42"
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"password": NEW_PASSWORD, "current_password": PASSWORD},
+            {"email": "changed@example.com", "current_password": PASSWORD},
+        ],
+        ids=["password", "email"],
+    )
+    def test_by_the_user(
+        self, make_user: Callable[..., User], customer: User, change: dict[str, str]
+    ) -> None:
+        current, current_refresh = session(customer)
+        _, other_refresh = session(customer)
+        _, another_refresh = session(customer)
+        _, someone_elses_refresh = session(make_user())
+        response = current.patch(f"/api/users/{customer.id}", change, format="json")
+        assert response.status_code == 200, response.content
+        assert refresh_status(other_refresh) == 401
+        assert refresh_status(another_refresh) == 401
+        # The session that made the change goes on; nobody else's is touched.
+        assert refresh_status(current_refresh) == 200
+        assert refresh_status(someone_elses_refresh) == 200
+
+    def test_by_an_admin_ends_every_session_of_the_user(
+        self, customer: User, admin: User, admin_client: APIClient
+    ) -> None:
+        _, refresh = session(customer)
+        _, admin_refresh = session(admin)
+        response = admin_client.patch(
+            f"/api/users/{customer.id}", {"email": "moved@example.com"}, format="json"
+        )
+        assert response.status_code == 200
+        assert refresh_status(refresh) == 401
+        assert refresh_status(admin_refresh) == 200
+
+    def test_other_changes_keep_sessions(self, customer: User) -> None:
+        current, _ = session(customer)
+        _, other_refresh = session(customer)
+        response = current.patch(f"/api/users/{customer.id}", {"name": "Renamed"}, format="json")
+        assert response.status_code == 200
+        assert refresh_status(other_refresh) == 200
+
+    def test_a_refused_change_keeps_sessions(self, customer: User) -> None:
+        current, _ = session(customer)
+        _, other_refresh = session(customer)
+        response = current.patch(
+            f"/api/users/{customer.id}",
+            {"password": self.NEW_PASSWORD, "current_password": "not-the-Password-1"},
+            format="json",
+        )
+        assert_problem(response, 400)
+        assert refresh_status(other_refresh) == 200

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from typing import Any
@@ -116,6 +117,81 @@ class TestLogout:
 
     def test_unknown_token_is_accepted_silently(self, api: APIClient) -> None:
         assert api.post("/api/users/logout/", {"refresh": "unknown"}).status_code == 204
+
+
+def refresh(api: APIClient, token: str) -> Any:
+    return api.post("/api/users/token/refresh", {"refresh": token}, format="json")
+
+
+class TestSessionLifetime:
+    def test_refresh_past_the_maximum_age_is_refused(self, api: APIClient, customer: User) -> None:
+        first = login(api, customer.email).json()
+        second = refresh(api, first["refresh"]).json()
+        # The family started 30 days ago (the default); its newest token has not expired.
+        RefreshToken.objects.update(
+            family_started_at=timezone.now() - timedelta(days=30, seconds=1)
+        )
+        response = refresh(api, second["refresh"])
+        assert problem_type(response, 401) == "urn:problem:session-expired"
+        assert RefreshToken.objects.filter(expires_at__gt=timezone.now()).exists()
+
+    def test_a_refresh_never_outlives_the_session(
+        self, api: APIClient, customer: User, settings: Any
+    ) -> None:
+        settings.SESSION_MAX_AGE_SECONDS = 3600
+        first = login(api, customer.email).json()
+        started_at = RefreshToken.objects.get().family_started_at
+        ends_at = started_at + timedelta(hours=1)
+        assert RefreshToken.objects.get().expires_at == ends_at
+        # Fifty minutes in, a refresh is still allowed, and its token ends with the session,
+        # not JWT_REFRESH_TOKEN_SECONDS (14 days) from now.
+        RefreshToken.objects.update(family_started_at=started_at - timedelta(minutes=50))
+        second = refresh(api, first["refresh"]).json()
+        token = RefreshToken.objects.get(used_at__isnull=True)
+        assert token.family_started_at == started_at - timedelta(minutes=50)
+        assert token.expires_at == started_at + timedelta(minutes=10)
+        # The session keeps its start whatever the refreshes: ten more minutes and it is over.
+        RefreshToken.objects.update(family_started_at=started_at - timedelta(hours=1))
+        response = refresh(api, second["refresh"])
+        assert problem_type(response, 401) == "urn:problem:session-expired"
+
+    def test_access_tokens_name_their_session(self, api: APIClient, customer: User) -> None:
+        first = login(api, customer.email).json()
+        second = refresh(api, first["refresh"]).json()
+        family = str(RefreshToken.objects.values_list("family", flat=True).distinct().get())
+        assert get_verifier().verify(first["access"]).claims["sid"] == family
+        assert get_verifier().verify(second["access"]).claims["sid"] == family
+
+
+class TestLogoutAll:
+    def test_revokes_every_session_of_the_caller(
+        self, api: APIClient, customer: User, make_user: Any
+    ) -> None:
+        sessions = [login(api, customer.email).json() for _ in range(3)]
+        rotated = refresh(api, sessions[2]["refresh"]).json()
+        someone_else = login(api, make_user().email).json()
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {sessions[0]['access']}")
+        response = client.post("/api/users/logout/all")
+        assert response.status_code == 204
+        for token in [sessions[0]["refresh"], sessions[1]["refresh"], rotated["refresh"]]:
+            assert problem_type(refresh(api, token), 401) == "urn:problem:invalid-refresh-token"
+        assert refresh(api, someone_else["refresh"]).status_code == 200
+        assert client.post("/api/users/logout/all/").status_code == 204  # both spellings
+
+    def test_needs_a_person_s_token(self, api: APIClient, customer: User) -> None:
+        session = login(api, customer.email).json()
+        assert problem_type(api.post("/api/users/logout/all"), 401)
+        call_command("issue_service_token", "booking", stdout=(out := io.StringIO()))
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {out.getvalue().strip()}")
+        assert problem_type(api.post("/api/users/logout/all"), 403)
+        assert refresh(APIClient(), session["refresh"]).status_code == 200
+
+    def test_is_documented(self, api: APIClient) -> None:
+        operation = api.get("/api/schema/?format=json").json()["paths"]["/api/users/logout/all/"]
+        responses = operation["post"]["responses"]
+        assert {"204", "401", "403"} <= responses.keys()
+        assert "requestBody" not in operation["post"]
 
 
 class TestJwksAndRotation:

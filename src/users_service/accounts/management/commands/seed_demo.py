@@ -25,7 +25,7 @@ class Command(BaseCommand):
             user = User.objects.filter(email__iexact=email).first()
             if user is None:
                 if role == Role.ADMIN:
-                    user = user_create_admin(name=name, email=email, password=password)
+                    user = user_create_admin(name=name, email=email, password=password).user
                 else:
                     user = user_register(name=name, email=email, password=password, role=role)
             accounts.append(
