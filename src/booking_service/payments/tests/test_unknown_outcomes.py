@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from booking_service.bookings.models import Booking, BookingStatus, CancelReason
@@ -231,3 +233,53 @@ def test_the_sweeper_settles_each_payment_on_its_own(
     Payment.objects.filter(booking=stuck).update(payment_token="tok_visa")
     assert payments_resolve_stale(older_than=NOW) == 1
     assert Payment.objects.get(booking=stuck).status == PaymentStatus.SUCCESS
+
+
+class SlowAnswerSandbox(SandboxPaymentProvider):
+    """The gateway charges at once but its answer to the first caller arrives only when the
+    test lets it (a slow network); anyone else asking gets the answer straight away."""
+
+    charged = threading.Event()
+    answer = threading.Event()
+
+    def charge(
+        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult:
+        result = super().charge(
+            amount=amount, currency=currency, token=token, idempotency_key=idempotency_key
+        )
+        if threading.current_thread() is not threading.main_thread():
+            self.charged.set()
+            self.answer.wait(10)
+        return result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_request_and_the_sweeper_settle_one_payment_once(settings: Any) -> None:
+    settings.PAYMENT_PROVIDER = f"{__name__}.SlowAnswerSandbox"
+    SlowAnswerSandbox.charged.clear()
+    SlowAnswerSandbox.answer.clear()
+    booking, user = hold()
+    outcomes: list[PaymentOutcome] = []
+
+    def pay() -> None:
+        try:
+            result = payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
+            outcomes.append(result.outcome)
+        finally:
+            connection.close()
+
+    request = threading.Thread(target=pay)
+    request.start()
+    assert SlowAnswerSandbox.charged.wait(10)
+    # The request is still waiting for its answer; the sweeper asks the same key meanwhile.
+    assert payments_resolve_stale(older_than=NOW) == 1
+    SlowAnswerSandbox.answer.set()
+    request.join(10)
+    assert outcomes == [PaymentOutcome.CONFIRMED]
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.CONFIRMED
+    assert Payment.objects.get().status == PaymentStatus.SUCCESS
+    assert len(charges_of(booking)) == 1
+    assert OutboxEvent.objects.filter(type="payment.succeeded").count() == 1
+    assert OutboxEvent.objects.filter(type="booking.confirmed").count() == 1
