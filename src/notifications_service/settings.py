@@ -49,6 +49,8 @@ WEBHOOK_RESPONSE_MAX_BYTES = env_int("WEBHOOK_RESPONSE_MAX_BYTES", 64 * 1024)
 # Webhook URLs that resolve to loopback or private addresses are refused unless allowed
 # (development and tests deliver to 127.0.0.1).
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=DEBUG)  # noqa: F405
+# How many webhook endpoints one organizer may register: each is a stream of outgoing POSTs.
+WEBHOOK_MAX_ENDPOINTS_PER_OWNER = env_int("WEBHOOK_MAX_ENDPOINTS_PER_OWNER", 20)
 
 SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405

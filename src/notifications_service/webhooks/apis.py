@@ -24,7 +24,7 @@ from notifications_service.webhooks.services import (
 )
 from servicekit.auth import Principal
 from servicekit.fields import BooleanField, TextField, UrlField
-from servicekit.openapi import links
+from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -136,6 +136,7 @@ class WebhookListCreateApi(APIView):
         request=InputSerializer,
         responses={201: EndpointWithSecretOutputSerializer},
     )
+    @problems(409)
     @links(
         GetWebhook={"operationId": "webhook_get", "parameters": {"id": "$response.body#/id"}},
         UpdateWebhook={"operationId": "webhook_update", "parameters": {"id": "$response.body#/id"}},

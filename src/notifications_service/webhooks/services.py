@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-import http.client
-import ipaddress
 import json
 import logging
 import secrets
-import socket
 import time
 import uuid
 from datetime import datetime
@@ -14,13 +11,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from notifications_service.notifications.services import (
     DispatchResult,
     deliveries_claim_due,
-    failure_text,
     retry_at,
 )
 from notifications_service.webhooks import transport
@@ -53,7 +49,8 @@ def webhook_secret_generate() -> str:
 
 
 def webhook_url_validate(*, url: str) -> None:
-    """http(s) only; loopback and private addresses only where explicitly allowed."""
+    """http(s) only; a host that resolves to any non-public address only where private
+    networks are allowed. Early feedback: every delivery checks again."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise Problem(
@@ -62,32 +59,45 @@ def webhook_url_validate(*, url: str) -> None:
     if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
+        transport.resolve(
+            parts.hostname,
+            parts.port or (443 if parts.scheme == "https" else 80),
+            allow_private=False,
+        )
+    except transport.AddressNotAllowedError as exc:
+        # One answer for both: registering is no way to learn which internal names exist.
         raise Problem(
-            f"The host {parts.hostname} cannot be resolved.", code="invalid-url", status_code=400
+            "The URL's host must resolve, and only to public addresses.",
+            code="invalid-url",
+            status_code=400,
         ) from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise Problem(
-                "Webhook URLs must point at a public address.",
-                code="invalid-url",
-                status_code=400,
-            )
 
 
 def webhook_endpoint_create(
     *, organizer_id: str, url: str, event_types: list[str], description: str = ""
 ) -> WebhookEndpoint:
     webhook_url_validate(url=url)
-    return WebhookEndpoint.objects.create(
-        organizer_id=organizer_id,
-        url=url,
-        secret=webhook_secret_generate(),
-        event_types=sorted(set(event_types)),
-        description=description,
-    )
+    with transaction.atomic():
+        # Serializes one organizer's creations, so that two at once cannot both pass the cap.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"webhook-endpoints:{organizer_id}"],
+            )
+        limit = settings.WEBHOOK_MAX_ENDPOINTS_PER_OWNER
+        if WebhookEndpoint.objects.filter(organizer_id=organizer_id).count() >= limit:
+            raise Problem(
+                f"An organizer can have at most {limit} webhooks; delete one first.",
+                code="too-many-webhooks",
+                status_code=409,
+            )
+        return WebhookEndpoint.objects.create(
+            organizer_id=organizer_id,
+            url=url,
+            secret=webhook_secret_generate(),
+            event_types=sorted(set(event_types)),
+            description=description,
+        )
 
 
 def webhook_endpoint_update(
@@ -154,17 +164,8 @@ def webhook_body(delivery: WebhookDelivery) -> bytes:
     ).encode()
 
 
-# What a receiver can do wrong on the wire: logged in one line, without a traceback.
-WEBHOOK_EXPECTED_FAILURES = (OSError, http.client.HTTPException, ValueError)
-
-
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
     endpoint = delivery.endpoint
-    try:
-        # Again at send time: the name may resolve elsewhere than at registration.
-        webhook_url_validate(url=endpoint.url)
-    except Problem as exc:
-        return None, f"refused: {exc.detail}"
     body = webhook_body(delivery)
     answer = transport.post(
         endpoint.url,
@@ -180,6 +181,7 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
         timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
         deadline=settings.WEBHOOK_DEADLINE_SECONDS,
         max_bytes=settings.WEBHOOK_RESPONSE_MAX_BYTES,
+        allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
     )
     if 200 <= answer.status < 300:
         return answer.status, ""
@@ -188,10 +190,12 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
 
 
 def webhook_deliveries_dispatch(*, batch_size: int = 20) -> DispatchResult:
-    """POST the due deliveries; 2xx is success, anything else is retried with backoff.
+    """POST the due deliveries; 2xx is success, anything else (a redirect too) is retried
+    with backoff.
 
     Whatever goes wrong with one delivery (a receiver that answers garbage, too slowly or
-    not at all) is that delivery's failed attempt, logged; the others go out all the same.
+    not at all, an address that is not allowed) is that delivery's failed attempt, logged;
+    the others go out all the same.
     """
     result = DispatchResult()
     ids = deliveries_claim_due(model=WebhookDelivery, batch_size=batch_size, now=timezone.now())
@@ -199,16 +203,18 @@ def webhook_deliveries_dispatch(*, batch_size: int = 20) -> DispatchResult:
         started = time.monotonic()
         try:
             status_code, error = _post(delivery)
-        except Exception as exc:
-            if not isinstance(exc, WEBHOOK_EXPECTED_FAILURES):
-                logger.exception("webhook delivery %s raised", delivery.pk)
-            status_code, error = None, failure_text(exc)
+        except transport.AttemptFailedError as exc:
+            status_code, error = None, str(exc)
+        except Exception:
+            logger.exception("webhook delivery %s raised", delivery.pk)
+            status_code, error = None, "internal error"  # its text stays in our logs
         duration_ms = int((time.monotonic() - started) * 1000)
         _record_attempt(
             delivery=delivery,
             status_code=status_code,
             error=error,
-            duration_ms=duration_ms,
+            # A refused attempt made no connection: its time would only measure our DNS.
+            duration_ms=0 if error == transport.REFUSED else duration_ms,
             now=timezone.now(),
             result=result,
         )

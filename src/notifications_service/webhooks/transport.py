@@ -1,27 +1,61 @@
-"""One webhook POST with a total deadline and a cap on the answer read.
+"""One webhook POST: to an address checked once, within a total deadline, never redirected.
+
+The receiver's host is resolved once per attempt; if any of its addresses is not a public
+one (loopback, private, link-local, CGNAT, multicast, reserved, or an IPv6 form that
+embeds one of those), the attempt is refused before a connection is made. Otherwise the
+connection goes to the first checked address: the URL's host is never resolved again
+(a name that answers a public address to the check and 127.0.0.1 to the connection gets
+no second chance). The Host header, the TLS SNI and the certificate check stay on the
+URL's hostname.
 
 A socket timeout bounds each read, not the exchange: a receiver that trickles a byte a
-second never trips it and holds the dispatcher for as long as it likes. Here a timer shuts
-the attempt's sockets down at the deadline, which wakes the read blocked on them, and no
-more than `max_bytes` of the answer's body is read. Everything else (redirects, TLS) is
-urllib's, unchanged.
+second never trips it. A timer shuts the attempt's socket down at the deadline, which
+wakes the read blocked on it, and no more than `max_bytes` of the answer's body is read.
+
+Failures carry short, generic reasons: the attempt log is shown to whoever registered the
+URL, and must not tell them more about the network than the receiver itself would.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
+import ipaddress
 import socket
+import ssl
 import threading
-import urllib.error
-import urllib.request
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import certifi
+import httpx
 
-class DeadlineExceededError(TimeoutError):
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits, which a translator may
+# deliver to: IPv4-compatible (deprecated) and the NAT64 well-known prefix.
+_IPV4_EMBEDDING_PREFIXES = (
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("64:ff9b::/96"),
+)
+
+
+REFUSED = "refused: address not allowed"
+
+
+class AttemptFailedError(Exception):
+    """The attempt failed; `str()` is the reason recorded in the organizer's log."""
+
+
+class AddressNotAllowedError(AttemptFailedError):
+    def __init__(self) -> None:
+        super().__init__(REFUSED)
+
+
+class DeadlineExceededError(AttemptFailedError):
     """The receiver did not finish answering within the attempt's total deadline."""
 
 
@@ -31,40 +65,135 @@ class Answer:
     body: bytes  # at most the cap
 
 
+def address_allowed(address: IPAddress) -> bool:
+    """Only public unicast addresses; `is_global` alone lets multicast and the IPv6 forms
+    that embed an IPv4 address through."""
+    if address.is_multicast or not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour]
+        if any(address in prefix for prefix in _IPV4_EMBEDDING_PREFIXES):
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        return all(address_allowed(inner) for inner in embedded if inner is not None)
+    return True
+
+
+def resolve(host: str, port: int, *, allow_private: bool) -> IPAddress:
+    """The address to connect to: the first of the host's addresses, all of them checked.
+
+    A host that does not resolve is refused like a private one: the log must not tell
+    internal names apart from unknown ones.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise AddressNotAllowedError() from exc
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        raise AddressNotAllowedError()
+    if not allow_private and not all(address_allowed(address) for address in addresses):
+        raise AddressNotAllowedError()
+    return addresses[0]
+
+
 def post(
     url: str,
     *,
     body: bytes,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     timeout: float,
     deadline: float,
     max_bytes: int,
+    allow_private: bool,
 ) -> Answer:
-    """POST `body`; the status and the first `max_bytes` of the answer, within `deadline`
-    seconds in all. Raises `DeadlineExceededError` when time runs out, `OSError` or
-    `http.client.HTTPException` on a connection or protocol failure."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310  (scheme checked by the caller)
+    """POST `body` to `url`; the status and the first `max_bytes` of the answer, within
+    `deadline` seconds in all. A 3xx is an answer like any other: never followed.
+    Raises `AttemptFailedError` (with a generic reason) when no answer came."""
+    target = httpx.URL(url)
+    hostname = target.raw_host.decode("ascii")
     with _Deadline(deadline) as watch:
-        opener = urllib.request.build_opener(_HTTPHandler(watch), _HTTPSHandler(watch))
+        address = resolve(
+            hostname, target.port or _DEFAULT_PORTS[target.scheme], allow_private=allow_private
+        )
+        remaining = max(deadline - watch.elapsed(), 0.001)
+        request = httpx.Request(
+            "POST",
+            target.copy_with(host=str(address)),
+            content=body,
+            headers={
+                **headers,
+                "Host": target.netloc.decode("ascii"),
+                # The answer is only read as bytes: nothing to decompress, however large.
+                "Accept-Encoding": "identity",
+            },
+            extensions={
+                "sni_hostname": hostname,
+                "trace": watch.trace,
+                "timeout": httpx.Timeout(min(timeout, remaining)).as_dict(),
+            },
+        )
         try:
-            try:
-                with opener.open(request, timeout=min(timeout, deadline)) as response:
-                    answer = Answer(int(response.status), response.read(max_bytes))
-            except urllib.error.HTTPError as exc:
-                with exc:
-                    answer = Answer(int(exc.code), exc.read(max_bytes))
-        except Exception as exc:
+            with _client() as client:
+                response = client.send(request, stream=True)
+                try:
+                    answer = Answer(response.status_code, _read_capped(response, max_bytes))
+                finally:
+                    response.close()
+        except httpx.HTTPError as exc:
             if watch.expired:
-                raise DeadlineExceededError(f"no complete answer within {deadline:g}s") from exc
-            raise
+                raise DeadlineExceededError(_deadline_reason(deadline)) from exc
+            raise AttemptFailedError(_reason(exc)) from exc
     if watch.expired:  # the last bytes came as the timer fired
-        raise DeadlineExceededError(f"no complete answer within {deadline:g}s")
+        raise DeadlineExceededError(_deadline_reason(deadline))
     return answer
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _client() -> httpx.Client:
+    # No proxies from the environment (they would connect by name), no redirects.
+    return httpx.Client(verify=_ssl_context(), trust_env=False, follow_redirects=False)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loaded once: reading the CA bundle for every attempt would cost more than the POST.
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    body = b""
+    for chunk in response.iter_raw():
+        body += chunk
+        if len(body) >= max_bytes:
+            break
+    return body[:max_bytes]
+
+
+def _deadline_reason(deadline: float) -> str:
+    return f"deadline exceeded: no complete answer within {deadline:g}s"
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    # Reasons, not the exception's text: that can carry addresses and system messages.
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out connecting"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect (connection or TLS handshake failed)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out waiting for the answer"
+    if isinstance(exc, httpx.ProtocolError):
+        return "no valid HTTP answer"
+    if isinstance(exc, httpx.NetworkError):
+        return "connection lost"
+    return "request failed"
 
 
 class _Deadline:
     def __init__(self, seconds: float) -> None:
         self.expired = False
+        self._started = time.monotonic()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
@@ -85,7 +214,16 @@ class _Deadline:
             for sock in self._sockets:
                 sock.close()
 
-    def watch(self, sock: socket.socket) -> None:
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's `trace` extension: the socket as soon as it is connected, before the
+        TLS handshake or anything else is sent or read on it."""
+        if event == "connection.connect_tcp.complete":
+            self._watch(info["return_value"].get_extra_info("socket"))
+
+    def _watch(self, sock: socket.socket) -> None:
         # A duplicate of the descriptor: shutting it down ends the connection for every
         # descriptor of it, also after TLS has taken the original over.
         watched = sock.dup()
@@ -105,43 +243,3 @@ class _Deadline:
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-
-
-class _WatchedHTTPConnection(http.client.HTTPConnection):
-    """Hands each socket it opens to the deadline, before anything is sent or read on it
-    (for HTTPS: before the TLS handshake)."""
-
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        create_connection = self._create_connection  # type: ignore[has-type]
-
-        def create_watched_connection(*args: Any, **kwargs: Any) -> socket.socket:
-            sock: socket.socket = create_connection(*args, **kwargs)
-            deadline.watch(sock)
-            return sock
-
-        self._create_connection = create_watched_connection
-
-
-class _WatchedHTTPSConnection(_WatchedHTTPConnection, http.client.HTTPSConnection):
-    pass
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, deadline: _Deadline) -> None:
-        super().__init__()
-        self._deadline = deadline
-
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_WatchedHTTPConnection, deadline=self._deadline), req)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline) -> None:
-        super().__init__()
-        self._deadline = deadline
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(
-            functools.partial(_WatchedHTTPSConnection, deadline=self._deadline), req
-        )

@@ -178,3 +178,27 @@ def test_private_addresses_are_refused_unless_allowed(settings, organizer: Calle
         response = APIClient().post("/api/webhooks/", {"url": url}, format="json", **organizer.auth)
         assert response.status_code == 400, url
         assert response.json()["type"] == "urn:problem:invalid-url"
+
+
+def test_an_organizer_has_at_most_the_configured_number_of_webhooks(
+    settings, organizer: Caller, new_caller
+) -> None:
+    settings.WEBHOOK_MAX_ENDPOINTS_PER_OWNER = 2
+    first, _ = _create(organizer), _create(organizer)
+    client = APIClient()
+    response = client.post("/api/webhooks/", {"url": URL}, format="json", **organizer.auth)
+    assert response.status_code == 409, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:problem:too-many-webhooks"
+    assert WebhookEndpoint.objects.count() == 2
+    _create(new_caller("organizer"))  # the cap is per organizer
+    # Deleting one makes room again.
+    client.delete(f"/api/webhooks/{first['id']}", **organizer.auth)
+    _create(organizer)
+    assert WebhookEndpoint.objects.filter(organizer_id=organizer.user_id).count() == 2
+
+
+def test_the_schema_documents_the_cap_as_a_problem(organizer: Caller) -> None:
+    schema = APIClient().get("/api/schema", {"format": "json"}).json()
+    answer = schema["paths"]["/api/webhooks/"]["post"]["responses"]["409"]
+    assert "application/problem+json" in answer["content"]

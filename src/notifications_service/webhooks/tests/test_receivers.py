@@ -172,9 +172,9 @@ def test_receivers_that_break_the_protocol_fail_alone_and_the_others_are_deliver
         assert deliveries[good].status == "succeeded"
         assert len(bodies) == 1
         for url, error in [
-            (garbled, "BadStatusLine"),
-            (silent, "RemoteDisconnected"),
-            (slow, "DeadlineExceededError"),
+            (garbled, "no valid HTTP answer"),
+            (silent, "no valid HTTP answer"),
+            (slow, "deadline exceeded"),
         ]:
             delivery = deliveries[url]
             assert delivery.status == "pending", url
@@ -209,7 +209,7 @@ def test_a_receiver_that_trickles_is_cut_off_at_the_deadline(answer: Answer) -> 
     delivery = deliveries[url]
     delivery.refresh_from_db()
     assert delivery.status == "pending"
-    assert delivery.last_error == f"DeadlineExceededError: no complete answer within {DEADLINE:g}s"
+    assert delivery.last_error == f"deadline exceeded: no complete answer within {DEADLINE:g}s"
     assert DEADLINE * 1000 <= delivery.log.get().duration_ms < (DEADLINE + 1) * 1000
 
 
