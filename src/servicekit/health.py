@@ -3,6 +3,11 @@
 Ready means the service can do its work: its database answers and the bus accepts
 connections. A service adds its own checks (outbox lag, say) with `HEALTH_CHECKS`, a list
 of dotted paths to callables returning a `Check`.
+
+Anyone gets the readiness status (probes and load balancers send no token); the details
+(each check, with its errors, host names and queue lengths) go only to an admin or a service
+principal. A bearer token that does not verify counts as no token: the caller gets the
+status alone, never a 401, so the status code is the readiness whatever the headers.
 """
 
 from __future__ import annotations
@@ -15,12 +20,23 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.module_loading import import_string
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from servicekit.auth import JWTAuthentication
+
+# Who may read the details of /health/ready.
+DETAIL_ROLES = frozenset({"admin", "service"})
 
 
 @dataclass
@@ -76,20 +92,61 @@ class LiveApi(APIView):
         return Response({"status": "ok", "service": settings.SERVICE_NAME})
 
 
+def may_see_details(request: Request) -> bool:
+    try:
+        authenticated = JWTAuthentication().authenticate(request)
+    except exceptions.AuthenticationFailed:
+        return False
+    return authenticated is not None and authenticated[0].role in DETAIL_ROLES
+
+
+class ReadinessSerializer(serializers.Serializer[dict[str, Any]]):
+    status = serializers.ChoiceField(choices=["ok", "unavailable"])
+    service = serializers.CharField(
+        required=False, help_text="Only for an admin or a service principal."
+    )
+    checks = serializers.DictField(
+        # inline: a declared field named `data` would shadow Serializer.data
+        child=inline_serializer(
+            "HealthCheck",
+            {
+                "name": serializers.CharField(),
+                "ok": serializers.BooleanField(),
+                "detail": serializers.CharField(),
+                "data": serializers.DictField(),
+            },
+        ),
+        required=False,
+        help_text="Each check by name; only for an admin or a service principal.",
+    )
+
+
 class ReadyApi(APIView):
-    authentication_classes: list[type] = []
+    authentication_classes: list[type] = []  # a bad token must not turn the answer into a 401
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="health_ready", responses={200: dict, 503: dict})
+    @extend_schema(
+        operation_id="health_ready",
+        description="Readiness: the database and the bus answer (and the service's own "
+        "checks pass). A bearer token of an admin or a service principal also gets the "
+        "details; anyone else, or a token that does not verify, gets the status alone.",
+        responses={
+            200: OpenApiResponse(ReadinessSerializer, description="Ready."),
+            503: OpenApiResponse(ReadinessSerializer, description="Not ready: a check failed."),
+        },
+    )
     def get(self, request: Request) -> Response:
         checks = run_checks()
         ready = all(check.ok for check in checks)
-        body = {
-            "status": "ok" if ready else "unavailable",
-            "service": settings.SERVICE_NAME,
-            "checks": {check.name: asdict(check) for check in checks},
-        }
-        return Response(body, status=200 if ready else 503)
+        body: dict[str, Any] = {"status": "ok" if ready else "unavailable"}
+        if may_see_details(request):
+            body["service"] = settings.SERVICE_NAME
+            body["checks"] = {check.name: asdict(check) for check in checks}
+        response = Response(body, status=200 if ready else 503)
+        # The body depends on the token: no shared cache may keep one caller's answer.
+        patch_vary_headers(response, ["Authorization"])
+        patch_cache_control(response, no_store=True)
+        return response
 
 
 class WhoAmIApi(APIView):

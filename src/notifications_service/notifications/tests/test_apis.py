@@ -241,8 +241,8 @@ def test_openapi_schema_lists_the_endpoints() -> None:
         assert any(p.rstrip("/") == path for p in paths), (path, list(paths))
 
 
-def test_ready_reports_deliveries_and_consumers() -> None:
-    response = APIClient().get("/health/ready")
+def test_ready_reports_deliveries_and_consumers(admin: Caller) -> None:
+    response = APIClient().get("/health/ready", **admin.auth)  # the details are for admins
     body = response.json()
     assert response.status_code == 200, body
     assert body["checks"]["email"]["data"]["pending"] == 0
