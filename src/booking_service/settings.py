@@ -18,14 +18,14 @@ INSTALLED_APPS = [
     "booking_service.payments",
 ]
 
-# The batched flash-sale path answers plain ticket holds before the rest of the stack; it
-# hands everything else on (booking_service.bookings.fastpath). The security-header
-# middlewares sit outside it, so its answers carry the headers too.
+# The shared middleware, with the batched flash-sale path (booking_service.bookings.fastpath)
+# just before CommonMiddleware: the security headers, the URL limit and the docs page's
+# static files sit outside it, so its answers carry the headers too; it answers plain ticket
+# holds and hands everything else on.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    *MIDDLEWARE[: MIDDLEWARE.index("django.middleware.common.CommonMiddleware")],  # noqa: F405
     "booking_service.bookings.fastpath.FastBookingMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    *MIDDLEWARE[MIDDLEWARE.index("django.middleware.common.CommonMiddleware") :],  # noqa: F405
 ]
 
 ROOT_URLCONF = "booking_service.urls"
@@ -44,6 +44,9 @@ BOOKING_SOLDOUT_CACHE_SECONDS = float(env_str("BOOKING_SOLDOUT_CACHE_SECONDS", "
 BOOKING_EVENT_LIST_CACHE_SECONDS = float(env_str("BOOKING_EVENT_LIST_CACHE_SECONDS", "1.0"))
 # At most this many tickets in one booking.
 BOOKING_MAX_TICKETS = env_int("BOOKING_MAX_TICKETS", 10)
+# At most this many tickets in all of one customer's pending holds of one event, so one
+# customer cannot hoard an on-sale; paid (confirmed) bookings do not count.
+BOOKING_MAX_HELD_TICKETS = env_int("BOOKING_MAX_HELD_TICKETS", BOOKING_MAX_TICKETS)
 # Prices are in this currency (ISO 4217).
 BOOKING_CURRENCY = env_str("BOOKING_CURRENCY", "USD")
 BOOKING_MAX_PRICE = Decimal("1000000")

@@ -182,9 +182,8 @@ def own_stack(
             stack.start_process(
                 service.name,
                 [sys.executable, "-m", "gunicorn", f"{service.package}.wsgi:application",
-                 "--no-control-socket", "--bind", f"127.0.0.1:{stack.ports[service.name]}",
-                 "--workers", "2", "--threads", "4", "--log-level", "warning",
-                 "--limit-request-line", "8190"],
+                 "-c", "python:servicekit.gunicorn_conf",
+                 "--bind", f"127.0.0.1:{stack.ports[service.name]}", "--workers", "2"],
                 env,
             )  # fmt: skip
             for worker in service.workers:
@@ -214,28 +213,47 @@ def running_stack() -> Stack:
     return stack
 
 
-def login(stack: Stack) -> dict[str, str]:
-    """Environment for schemathesis.toml: a fresh access token per role.
+def open_sessions(stack: Stack, *, victim_rounds: int) -> None:
+    """Log in every caller the fuzzer will act as, before any fuzzing starts.
 
-    Each role logs in once; later rounds use its refresh token, since the fuzzer's own
-    wrong passwords soon throttle logins from this address.
+    The fuzzer's own wrong passwords soon throttle logins from this address, so nobody logs
+    in again later: each round refreshes these sessions instead. The users service's fuzzing
+    acts as a customer and may end that customer's sessions (`logout/all`), so each of its
+    rounds gets a customer of its own, registered here.
     """
-    env: dict[str, str] = {}
     users = stack.base_url("users")
-    for account in stack.accounts:
-        role = account["role"]
-        if role not in ROLES:
-            continue
-        refresh = stack.refresh_tokens.get(role)
-        if refresh is None:
-            tokens = _post_json(
-                f"{users}/api/users/login",
-                {"email": account["email"], "password": account["password"]},
-            )
-        else:
-            tokens = _post_json(f"{users}/api/users/token/refresh", {"refresh": refresh})
-        stack.refresh_tokens[role] = tokens["refresh"]
-        env[f"FUZZ_{role.upper()}_TOKEN"] = tokens["access"]
+    accounts = {a["role"]: a for a in stack.accounts if a["role"] in ROLES}
+    nonce = time.time_ns()
+    for index in range(victim_rounds):
+        email = f"fuzz-{nonce}-{index}@turnstile.test"
+        password = f"fuzz-Victim-{nonce}-{index}"
+        _post_json(
+            f"{users}/api/users/register",
+            {"name": f"Fuzz Customer {index}", "email": email, "password": password},
+        )
+        accounts[f"victim{index}"] = {"email": email, "password": password}
+    for key, account in accounts.items():
+        tokens = _post_json(
+            f"{users}/api/users/login",
+            {"email": account["email"], "password": account["password"]},
+        )
+        stack.refresh_tokens[key] = tokens["refresh"]
+
+
+def _access_token(stack: Stack, key: str) -> str:
+    tokens = _post_json(
+        f"{stack.base_url('users')}/api/users/token/refresh", {"refresh": stack.refresh_tokens[key]}
+    )
+    stack.refresh_tokens[key] = tokens["refresh"]
+    access: str = tokens["access"]
+    return access
+
+
+def round_tokens(stack: Stack, *, service: str, index: int) -> dict[str, str]:
+    """Environment for schemathesis.toml: a fresh access token per role for this round."""
+    env = {f"FUZZ_{role.upper()}_TOKEN": _access_token(stack, role) for role in ROLES}
+    if service == "users":
+        env["FUZZ_CUSTOMER_TOKEN"] = _access_token(stack, f"victim{index}")
     return env
 
 
@@ -286,7 +304,7 @@ def mail_flows(stack: Stack) -> bool:
     if stack.mail_dir is None:
         return True
     admin = next(a for a in stack.accounts if a["role"] == "admin")
-    access = login(stack)["FUZZ_ADMIN_TOKEN"]
+    access = _access_token(stack, "admin")
     marker = f"after-fuzz-{time.time_ns()}"
     request = urllib.request.Request(
         f"{stack.base_url('notifications')}/api/notification",
@@ -316,16 +334,16 @@ def fuzz_stack(
     """Fuzz every service; then judge the stack itself. Counts go into the test summary."""
     counts: Counter[str] = Counter()
     outcomes: list[Outcome] = []
+    rounds = -(-seconds // ROUND_SECONDS)
+    open_sessions(stack, victim_rounds=rounds)
     for service in services or list(stack.ports):
-        remaining, round_seed = seconds, seed
-        while remaining > 0:
+        remaining = seconds
+        for index in range(rounds):
             span = min(remaining, ROUND_SECONDS)
-            outcome = fuzz_service(
-                stack, service, seconds=span, seed=round_seed, tokens=login(stack)
-            )
+            tokens = round_tokens(stack, service=service, index=index)
+            outcome = fuzz_service(stack, service, seconds=span, seed=seed + index, tokens=tokens)
             outcomes.append(outcome)
             remaining -= span
-            round_seed += 1
     print("\n==> fuzz results", flush=True)
     for outcome in outcomes:
         bad = len(outcome.failed) + len(outcome.errors)

@@ -88,11 +88,9 @@ def manage_argv(service: Service, *args: str) -> list[str]:
 def server_argv(service: Service, workers: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", f"{service.package}.wsgi:application",
-        "--no-control-socket",
+        "-c", "python:servicekit.gunicorn_conf",
         "--bind", f"{HOST}:{service.port}",
         "--workers", str(workers),
-        "--graceful-timeout", "10",
-        "--log-level", "warning",
     ]  # fmt: skip
 
 

@@ -132,5 +132,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # A request with a Host header not in ALLOWED_HOSTS is answered 400; a traceback in
+        # the log for each one would let any client flood it.
+        "django.security.DisallowedHost": {"level": "CRITICAL"},
+    },
 }

@@ -182,7 +182,10 @@ class UrlField(_NoControlCharacters, serializers.URLField):
 
     def to_internal_value(self, data: Any) -> str:
         url = str(super().to_internal_value(data))
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            self.fail("invalid")
         schemes = self.allowed_schemes()
         if parts.scheme.lower() not in schemes:
             self.fail("scheme", schemes=", ".join(schemes))

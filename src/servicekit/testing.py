@@ -128,8 +128,9 @@ def service_process(
         port = sock.getsockname()[1]
     full_env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": f"{package}.settings"}
     argv = [
-        sys.executable, "-m", "gunicorn", f"{package}.wsgi:application", "--no-control-socket",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
+        sys.executable, "-m", "gunicorn", f"{package}.wsgi:application",
+        "-c", "python:servicekit.gunicorn_conf",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
     ]  # fmt: skip
     process = subprocess.Popen(  # noqa: S603
         argv,

@@ -22,12 +22,19 @@ pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="module")
-def service_url() -> Iterator[str]:
-    with service_process(
-        "users_service", env={"DATABASE_URL": current_database_url()}, workers=1
-    ) as base:
-        yield base
+SERVICES = {
+    "users_service": ("Turnstile users service", "/api/users/login/"),
+    "booking_service": ("Turnstile booking service", "/api/bookings/"),
+    "notifications_service": ("Turnstile notifications service", "/api/notifications/"),
+}
+
+
+@pytest.fixture(params=sorted(SERVICES))
+def service(request: Any) -> Iterator[tuple[str, str]]:
+    """Each service as a real process, with its own settings (its own middleware list)."""
+    package = request.param
+    with service_process(package, env={"DATABASE_URL": current_database_url()}) as base:
+        yield package, base
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +73,15 @@ def _open_offline(browser: Any, url: str) -> tuple[Any, list[str], list[str]]:
 
 
 def test_swagger_ui_renders_every_operation_offline(
-    browser: Any, service_url: str, tmp_path: Path
+    browser: Any, service: tuple[str, str], tmp_path: Path
 ) -> None:
-    page, fetched, refused = _open_offline(browser, f"{service_url}/api/docs/")
+    package, base = service
+    title, path = SERVICES[package]
+    page, fetched, refused = _open_offline(browser, f"{base}/api/docs/")
     page.wait_for_selector(".opblock", timeout=15_000)
     page.screenshot(path=str(tmp_path / "swagger.png"), full_page=True)
     assert refused == []
     assert any("/static/drf_spectacular_sidecar/swagger-ui-dist/" in url for url in fetched)
-    assert page.locator(".info .title").inner_text().startswith("Turnstile users service")
+    assert page.locator(".info .title").inner_text().startswith(title)
     operations = page.locator(".opblock-summary-path").all_inner_texts()
-    assert "/api/users/login/" in [text.strip().replace("\u200b", "") for text in operations]
+    assert path in [text.strip().replace("\u200b", "") for text in operations]

@@ -114,6 +114,7 @@ def test_bad_input(payload: dict, organizer: Caller) -> None:
         "https://hooks.example.com/hook#fragment",
         "https://hooks.example.com/\r\nX-Injected: 1",
         "https://hooks.example.com/" + "a" * 2000,
+        "https://[::1/hook",  # an unclosed IPv6 bracket: urlsplit raises
         5,
         True,
     ],
