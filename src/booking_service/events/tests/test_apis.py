@@ -316,3 +316,13 @@ def test_list_filters_within_range() -> None:
     response = APIClient().get(f"/api/events/?q=jazz&date_from={day}&date_to={day}")
     assert [e["id"] for e in response.json()["results"]] == [event.pk]
     problem(APIClient().get("/api/events/?page=2"), 404)
+
+
+@pytest.mark.django_db
+def test_a_url_past_the_limit_is_a_414_problem_here_too(settings: Any) -> None:
+    # The booking service builds its middleware list from the shared one: the URL limit,
+    # like the security headers and the docs page's static files, must not fall out of it.
+    response = APIClient().get("/api/events/", {"q": "x" * settings.MAX_URL_LENGTH})
+    assert response.status_code == 414
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:problem:uri-too-long"
