@@ -12,7 +12,9 @@ round trip, so a busy or descheduled Python process cannot stretch it.
 
 The guarantees are the regular path's: the inventory row is locked and the database's
 `CHECK (available_tickets >= 0)` still refuses an oversell; a 201 is sent only after the
-commit; the booking and its `booking.created` event commit together.
+commit; the booking and its `booking.created` event commit together; a customer's pending
+holds of one event stay within `BOOKING_MAX_HELD_TICKETS`, judged under the row lock
+against the batch's earlier grants too, and refused with the regular view's problem.
 
 Sold out is remembered for `BOOKING_SOLDOUT_CACHE_SECONDS` (and never past the expiry of
 the first pending hold), so the sold-out stampede that follows an on-sale is answered
@@ -50,6 +52,7 @@ from psycopg import errors
 from booking_service.bookings.events import BOOKING_CREATED
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import hold_expires_at
+from booking_service.bookings.services.tickets import hold_limit_reached
 from booking_service.events.models import Event
 from servicekit import parsers
 from servicekit.auth import InvalidTokenError, get_verifier
@@ -77,7 +80,11 @@ _OUTBOX = OutboxEvent._meta.db_table
 # lock was granted, so it reads the row, the clock and the pending holds as they are now)
 # walks the asks in arrival order in `decided`, granting each one the tickets it asks for
 # while enough are left (first come, first served, as if they had come one by one), and
-# numbers the granted bookings in `granted`. The UPDATE is itself conditional and every
+# numbers the granted bookings in `granted`. It also refuses an ask that would take its
+# customer past BOOKING_MAX_HELD_TICKETS ($10): `held` sums each customer's pending holds of
+# the event (one lookup of booking_event_user_pending_idx per customer of the batch) and
+# `holding` carries them, plus what the batch granted them so far, along the walk; such an
+# ask is `capped` when tickets were left for it. The UPDATE is itself conditional and every
 # INSERT depends on it, so even a wrong decision could not oversell, and the CHECK
 # (available_tickets >= 0) has the last word; an error in either statement rolls back
 # both. The outbox rows carry `booking_data()`'s fields (a test holds them equal).
@@ -94,19 +101,29 @@ locked AS MATERIALIZED (
            price_per_ticket, currency
     FROM {_EVENTS} WHERE id = $1
 ),
+held AS MATERIALIZED (
+    SELECT user_id, sum(tickets_booked)::int AS tickets
+    FROM {_BOOKINGS}
+    WHERE event_id = $1 AND status = 'pending' AND user_id = ANY($2)
+    GROUP BY user_id
+),
 clock AS MATERIALIZED (
     SELECT clock_timestamp() AS now,
            status = 'active' AND starts > (clock_timestamp() AT TIME ZONE 'UTC') AS open
     FROM locked
 ),
-decided (n, left_after, granted) AS (
-    SELECT 0::bigint, CASE WHEN clock.open THEN locked.available_tickets ELSE 0 END, false
+decided (n, left_after, granted, capped, held, holding) AS (
+    SELECT 0::bigint, CASE WHEN clock.open THEN locked.available_tickets ELSE 0 END, false,
+           false, 0, (SELECT coalesce(jsonb_object_agg(user_id, tickets), '{{}}') FROM held)
     FROM locked, clock
   UNION ALL
-    SELECT a.n, CASE WHEN a.tickets <= d.left_after THEN d.left_after - a.tickets
-                     ELSE d.left_after END,
-           a.tickets <= d.left_after
-    FROM decided d JOIN ask a ON a.n = d.n + 1
+    SELECT a.n, CASE WHEN ok THEN d.left_after - a.tickets ELSE d.left_after END, ok,
+           a.tickets <= d.left_after AND NOT ok, u.held,
+           CASE WHEN ok THEN d.holding || jsonb_build_object(a.user_id, u.held + a.tickets)
+                ELSE d.holding END
+    FROM decided d JOIN ask a ON a.n = d.n + 1,
+         LATERAL (SELECT coalesce((d.holding ->> a.user_id::text)::int, 0) AS held) u,
+         LATERAL (SELECT a.tickets <= d.left_after AND u.held + a.tickets <= $10 AS ok) o
 ),
 granted AS MATERIALIZED (
     SELECT a.n, a.user_id, a.tickets, nextval(pg_get_serial_sequence('{_BOOKINGS}', 'id')) AS id
@@ -150,6 +167,8 @@ SELECT clock.open, locked.price_per_ticket::numeric, locked.currency::text,
        (SELECT coalesce(array_agg(id ORDER BY n), '{{}}') FROM granted),
        (SELECT count(*) FROM booked), (SELECT count(*) FROM published),
        (SELECT count(*) FROM notified),
+       (SELECT coalesce(array_agg(n ORDER BY n), '{{}}') FROM decided WHERE capped),
+       (SELECT coalesce(array_agg(held ORDER BY n), '{{}}') FROM decided WHERE capped),
        clock.now,
        CASE WHEN (SELECT count(*) FROM granted) < (SELECT count(*) FROM ask)
                  OR (SELECT min(left_after) FROM decided) = 0
@@ -164,12 +183,12 @@ FROM locked, clock
 _PREPARED = "turnstile_book_batch"
 _PREPARE_SQL = (
     f"PREPARE {_PREPARED} (bigint, uuid[], int[], timestamptz, timestamptz, text, text, text, "
-    f"text) AS {_BATCH_SQL}"
+    f"text, int) AS {_BATCH_SQL}"
 )
 _RUN_SQL = (
     f"SELECT 1 FROM {_EVENTS} WHERE id = %(event_id)s FOR UPDATE; "  # noqa: S608
     f"EXECUTE {_PREPARED} (%(event_id)s, %(users)s, %(tickets)s, %(now)s, %(expires_at)s, "
-    "%(expires_at_iso)s, %(event_type)s, %(producer)s, %(channel)s)"
+    "%(expires_at_iso)s, %(event_type)s, %(producer)s, %(channel)s, %(hold_limit)s)"
 )
 _prepared_on: weakref.WeakSet[Any] = weakref.WeakSet()  # driver connections
 
@@ -247,7 +266,8 @@ class _Ask:
     wake: threading.Lock = field(default_factory=_locked)
     lead: bool = False
     done: bool = False
-    # A Booking, SoldOut, None (let the regular view decide) or an exception.
+    # A Booking, SoldOut, a Problem (the hold limit), None (let the regular view decide) or
+    # an exception.
     result: Any = None
 
 
@@ -328,18 +348,20 @@ class TicketBatcher:
                     "event_type": BOOKING_CREATED,
                     "producer": settings.SERVICE_NAME,
                     "channel": NOTIFY_CHANNEL,
+                    "hold_limit": settings.BOOKING_MAX_HELD_TICKETS,
                 },
             )
         if row is None:
             return  # unknown event: the regular view answers 404
         (open_, price, currency, left, granted_ns, ids, booked, published, notified,
-         db_now, earliest) = row  # fmt: skip
+         capped_ns, capped_held, db_now, earliest) = row  # fmt: skip
         if not open_:
             return  # canceled or started: the regular view explains
         if booked != len(ids) or published != len(ids) or notified != (1 if ids else 0):
             # The locked row disagreed with its own UPDATE; nothing was written.
             raise RuntimeError(f"batched booking of event {event_id} wrote {row}")
         granted = dict(zip(granted_ns, ids, strict=True))
+        capped = dict(zip(capped_ns, capped_held, strict=True))
         if ids:
             earliest = expires_at if earliest is None else min(earliest, expires_at)
         # Refused while expired holds wait for release: the regular view releases them and
@@ -348,7 +370,12 @@ class TicketBatcher:
         for n, ask in enumerate(batch, start=1):
             booking_id = granted.get(n)
             if booking_id is None:
-                ask.result = None if expired else SoldOut(available=left)
+                if expired:
+                    ask.result = None
+                elif n in capped:
+                    ask.result = hold_limit_reached(held=capped[n], tickets=ask.tickets)
+                else:
+                    ask.result = SoldOut(available=left)
             else:
                 ask.result = Booking(
                     id=booking_id,
@@ -464,6 +491,14 @@ class FastBookingMiddleware:
                 extra={"available_tickets": result.available},
             )
             return _json(409, body, PROBLEM_CONTENT_TYPE)
+        if isinstance(result, Problem):
+            body = problem_body(
+                result.status_code,
+                detail=str(result.detail),
+                code=result.problem_code,
+                extra=result.extra,
+            )
+            return _json(result.status_code, body, PROBLEM_CONTENT_TYPE)
         if isinstance(result, Exception):
             body = problem_body(503, detail="The service is busy; retry shortly.", code="busy")
             response = _json(503, body, PROBLEM_CONTENT_TYPE)

@@ -114,6 +114,12 @@ class Booking(models.Model):
                 name="booking_event_pending_idx",
                 condition=Q(status=BookingStatus.PENDING),
             ),
+            # A customer's pending holds of an event, summed against the hold limit.
+            models.Index(
+                fields=["event", "user_id"],
+                name="booking_event_user_pending_idx",
+                condition=Q(status=BookingStatus.PENDING),
+            ),
             models.Index(
                 fields=["expires_at"],
                 name="booking_pending_expiry_idx",

@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from booking_service.bookings.events import BOOKING_CREATED, booking_data
@@ -32,6 +32,33 @@ def _check_ticket_count(tickets_booked: int) -> None:
         raise Unprocessable(
             f"tickets_booked must be between 1 and {maximum}.", code="invalid-ticket-count"
         )
+
+
+def hold_limit_reached(*, held: int, tickets: int) -> Conflict:
+    """The answer to a hold that would take a customer past `BOOKING_MAX_HELD_TICKETS`
+    (the batched path gives the same)."""
+    limit = settings.BOOKING_MAX_HELD_TICKETS
+    return Conflict(
+        f"One customer may hold at most {limit} tickets of an event at a time; "
+        f"you hold {held}, so {tickets} more is too many.",
+        code="hold-limit-reached",
+        extra={"hold_limit": limit, "held_tickets": held},
+    )
+
+
+def _held_tickets(*, user_id: uuid.UUID, event_id: int, excluding: int | None = None) -> int:
+    """Tickets in the customer's pending holds of the event. Called with the event row
+    locked (every hold, change and release of the event takes it first), so two holds of one
+    customer cannot both pass the limit: the second one sees the first one's booking."""
+    holds = Booking.objects.filter(user_id=user_id, event_id=event_id, status=BookingStatus.PENDING)
+    if excluding is not None:
+        holds = holds.exclude(pk=excluding)
+    return holds.aggregate(held=Sum("tickets_booked"))["held"] or 0
+
+
+class _OverHoldLimitError(Exception):
+    def __init__(self, held: int) -> None:
+        self.held = held
 
 
 _TAKE_TICKETS_SQL = f"""
@@ -90,29 +117,45 @@ def booking_create_tickets(*, user_id: uuid.UUID, event_id: int, tickets_booked:
     One short transaction: the conditional UPDATE, the booking INSERT, the outbox row. When
     the UPDATE finds too few tickets, expired holds of that event are released (in their own
     transaction) and the UPDATE is tried once more, so an expired hold is never counted as
-    taken.
+    taken. The customer's pending holds of the event, this one included, hold at most
+    `BOOKING_MAX_HELD_TICKETS` tickets (409 `hold-limit-reached`); an expired hold is
+    released before it counts against that either.
     """
     _check_ticket_count(tickets_booked)
     for attempt in range(2):
-        with transaction.atomic():
-            event = _take_tickets(event_id=event_id, tickets=tickets_booked)
-            if event is not None:
-                now = timezone.now()
-                booking = Booking.objects.create(
-                    user_id=user_id,
-                    kind=BookingKind.TICKETS,
-                    event=event,
-                    tickets_booked=tickets_booked,
-                    status=BookingStatus.PENDING,
-                    expires_at=hold_expires_at(now),
-                    amount=event.price_per_ticket * tickets_booked,
-                    currency=event.currency,
-                )
-                outbox_emit(event_type=BOOKING_CREATED, data=booking_data(booking))
-                return booking
+        try:
+            with transaction.atomic():
+                event = _take_tickets(event_id=event_id, tickets=tickets_booked)
+                if event is not None:
+                    return _hold(user_id=user_id, event=event, tickets_booked=tickets_booked)
+        except _OverHoldLimitError as over:
+            # Rolled back. Expired holds of the customer still count until released.
+            if attempt == 0 and release_expired_holds(event_id=event_id) > 0:
+                continue
+            raise hold_limit_reached(held=over.held, tickets=tickets_booked) from None
         if attempt == 0 and release_expired_holds(event_id=event_id) == 0:
             break
     raise _why_no_tickets(event_id=event_id, tickets=tickets_booked)
+
+
+def _hold(*, user_id: uuid.UUID, event: Event, tickets_booked: int) -> Booking:
+    """The booking of tickets just taken (the event row is locked by their UPDATE)."""
+    held = _held_tickets(user_id=user_id, event_id=event.pk)
+    if held + tickets_booked > settings.BOOKING_MAX_HELD_TICKETS:
+        raise _OverHoldLimitError(held)
+    now = timezone.now()
+    booking = Booking.objects.create(
+        user_id=user_id,
+        kind=BookingKind.TICKETS,
+        event=event,
+        tickets_booked=tickets_booked,
+        status=BookingStatus.PENDING,
+        expires_at=hold_expires_at(now),
+        amount=event.price_per_ticket * tickets_booked,
+        currency=event.currency,
+    )
+    outbox_emit(event_type=BOOKING_CREATED, data=booking_data(booking))
+    return booking
 
 
 def booking_update_tickets(*, booking_id: int, actor: Actor, tickets_booked: int) -> Booking:
@@ -140,6 +183,10 @@ def booking_update_tickets(*, booking_id: int, actor: Actor, tickets_booked: int
         delta = tickets_booked - booking.tickets_booked
         if delta == 0:
             return booking
+        if delta > 0:
+            held = _held_tickets(user_id=booking.user_id, event_id=event.pk, excluding=booking.pk)
+            if held + tickets_booked > settings.BOOKING_MAX_HELD_TICKETS:
+                raise hold_limit_reached(held=held + booking.tickets_booked, tickets=delta)
         changed = Event.objects.filter(
             pk=event.pk, status=EventStatus.ACTIVE, available_tickets__gte=delta
         ).update(available_tickets=F("available_tickets") - delta)
