@@ -9,6 +9,8 @@ One run, on fresh embedded PostgreSQL and NATS and the real services under grani
 3. events list: `GET /api/events/?page_size=50` over 10,000 events;
 4. the flash sale: one event with 2,000 tickets, 64 connections (each its own customer),
    `POST /api/bookings/` of 1-4 tickets until sold out, then 5 more seconds of sold-out traffic;
+   the hold limit per customer (`BOOKING_MAX_HELD_TICKETS`) is set to twice a customer's
+   fair share (64), so 64 customers can hold all 2,000 and the limit never ends the sale;
 5. correctness: tickets in bookings = 2,000, available = 0, conservation, no 5xx, every 201
    has its row.
 
@@ -379,6 +381,11 @@ def correctness(stack: Stack, event_id: int, sale: list[Sample], total: int) -> 
             "WHERE event_id = %s",
             [event_id],
         ).fetchone() or (0, 0, 0)
+        most_held = conn.execute(
+            "SELECT coalesce(max(held), 0) FROM (SELECT sum(tickets_booked) AS held "
+            "FROM bookings WHERE event_id = %s AND status = 'pending' GROUP BY user_id) h",
+            [event_id],
+        ).fetchone()
     by_status = {status: (int(count), int(tickets)) for status, count, tickets in rows}
     held = by_status.get("pending", (0, 0))[1]
     sold = by_status.get("confirmed", (0, 0))[1]
@@ -396,6 +403,7 @@ def correctness(stack: Stack, event_id: int, sale: list[Sample], total: int) -> 
         "every_201_has_its_row": created == booked_rows,
         "mean_batch_size": round(bookings / batches, 2) if batches else 0.0,
         "customers_who_booked": customers,
+        "most_tickets_held_by_one_customer": int(most_held[0]) if most_held else 0,
         "other_statuses": sorted({s.status for s in sale} - {201, 409}),
     }
 
@@ -468,6 +476,10 @@ def markdown(results: dict[str, Any]) -> str:
         ("5xx answers", str(results["errors_5xx"])),
         ("conservation holds", str(results["conservation_holds"])),
         ("every 201 has its booking row", str(results["every_201_has_its_row"])),
+        (
+            "most tickets held by one customer (limit)",
+            f"{results['most_tickets_held_by_one_customer']} ({results['hold_limit']})",
+        ),
     ]
     lines = ["| measure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
@@ -494,14 +506,23 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="leave the outbox relay off (events wait in the outbox; shows what it costs)",
     )
+    parser.add_argument(
+        "--hold-limit",
+        type=int,
+        help="BOOKING_MAX_HELD_TICKETS of the sale (default: twice a customer's fair share)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args(argv)
+    # Each connection is one customer: with the service's default limit, 64 of them could
+    # hold only 640 tickets, and the sale would never sell out.
+    hold_limit = args.hold_limit or max(10, 2 * -(-args.tickets // args.connections))
 
     wrk = ensure_wrk()
     started = time.monotonic()
     with bench_stack() as stack:
         if args.regular_path:
             stack.env["BOOKING_FAST_PATH"] = "false"
+        stack.env["BOOKING_MAX_HELD_TICKETS"] = str(hold_limit)
         log("migrating")
         stack.manage("users_service", "users", "migrate", "--noinput")
         stack.manage("booking_service", "booking", "migrate", "--noinput")
@@ -638,6 +659,7 @@ def main(argv: list[str]) -> int:
         "workers_per_instance": args.workers,
         "threads_per_worker": args.threads,
         "server": args.server,
+        "hold_limit": hold_limit,
         "relay_running": not args.no_relay,
         "fast_path": not args.regular_path,
         "cpu_count": os.cpu_count(),
