@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import smtplib
@@ -226,7 +227,7 @@ def open_sessions(stack: Stack, *, victim_rounds: int) -> None:
     nonce = time.time_ns()
     for index in range(victim_rounds):
         email = f"fuzz-{nonce}-{index}@turnstile.test"
-        password = f"fuzz-Victim-{nonce}-{index}"
+        password = secrets.token_urlsafe(18)
         _post_json(
             f"{users}/api/users/register",
             {"name": f"Fuzz Customer {index}", "email": email, "password": password},
@@ -412,8 +413,6 @@ def main(argv: list[str]) -> int:
             running_stack(), seconds=seconds, seed=args.seed, own=False, services=args.services
         )
     else:
-        import secrets
-
         from devstack.testing import throwaway_servers
 
         with (
