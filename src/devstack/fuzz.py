@@ -162,6 +162,13 @@ def own_stack(
                     "EMAIL_PORT": str(stack.mail_port),
                     "MAIL_DIR": str(stack.mail_dir),
                     "LOG_LEVEL": "WARNING",
+                    # Every request of the fuzzer and of this harness comes from 127.0.0.1:
+                    # per-address limits would soon refuse them all, and the harness's own
+                    # refreshes between rounds with them. A load generator switches them off;
+                    # the per-account and per-user limits stay as in production.
+                    "RATE_LIMIT_LOGIN_PER_ADDRESS": "off",
+                    "RATE_LIMIT_REGISTER_PER_ADDRESS": "off",
+                    "RATE_LIMIT_REFRESH_PER_ADDRESS": "off",
                 }
             )
             envs[service.name] = env
@@ -217,7 +224,7 @@ def running_stack() -> Stack:
 def open_sessions(stack: Stack, *, victim_rounds: int) -> None:
     """Log in every caller the fuzzer will act as, before any fuzzing starts.
 
-    The fuzzer's own wrong passwords soon throttle logins from this address, so nobody logs
+    The fuzzer's own wrong passwords may use up an account's login limit, so nobody logs
     in again later: each round refreshes these sessions instead. The users service's fuzzing
     acts as a customer and may end that customer's sessions (`logout/all`), so each of its
     rounds gets a customer of its own, registered here.

@@ -7,6 +7,8 @@ and the test runner generate one). DEBUG is off unless DEBUG=true is set.
 
 from __future__ import annotations
 
+import ipaddress
+
 from servicekit.conf import env_bool, env_int, env_list, env_str
 
 SECRET_KEY = env_str("SECRET_KEY")
@@ -82,6 +84,24 @@ if _proxy_ssl_header:
         "HTTP_" + _proxy_ssl_header.strip().upper().replace("-", "_"),
         "https",
     )
+
+# The proxies (load balancers) in front, as CIDRs, e.g. "10.0.0.0/8,2001:db8::/32": their
+# X-Forwarded-For hops are believed, and the client is the first untrusted hop from the
+# right (servicekit.clients.client_address). Empty: the client is the TCP peer, and
+# X-Forwarded-For is ignored. Checked here, so a typo stops the service at start.
+TRUSTED_PROXIES = [
+    str(ipaddress.ip_network(cidr, strict=False)) for cidr in env_list("TRUSTED_PROXIES", [])
+]
+
+# Counters that every process of a service shares (rate limits): the service's own
+# PostgreSQL, the table from servicekit's migration, with atomic add and incr.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {
+        "BACKEND": "servicekit.cache.AtomicDatabaseCache",
+        "LOCATION": "servicekit_cache",
+    },
+}
 
 # Tokens: issued by the users service, verified locally everywhere.
 JWT_ISSUER = env_str("JWT_ISSUER", "turnstile-users")

@@ -202,6 +202,11 @@ def bench_stack() -> Iterator[Stack]:
             "SECRET_KEY": secrets.token_urlsafe(48),
             "NATS_URL": nats.url,
             "PYTHONUNBUFFERED": "1",
+            # The benchmark registers and logs in every buyer from 127.0.0.1: per-address
+            # limits would refuse all but the first few. A load generator switches them off.
+            "RATE_LIMIT_LOGIN_PER_ADDRESS": "off",
+            "RATE_LIMIT_REGISTER_PER_ADDRESS": "off",
+            "RATE_LIMIT_REFRESH_PER_ADDRESS": "off",
         }
         stack = Stack(workdir, postgres, nats, env)
         yield stack

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from servicekit.auth import Principal
+from servicekit.clients import client_address
 from servicekit.fields import EmailField, QuerySerializer, StringField, TextField
 from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
@@ -19,6 +20,7 @@ from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
 from users_service.accounts.selectors import user_get_visible, user_list
 from users_service.accounts.services import user_register, user_update
 from users_service.tokens.services import session_id
+from users_service.tokens.throttling import rate_limit
 
 
 class UserOutputSerializer(serializers.ModelSerializer[User]):
@@ -48,6 +50,7 @@ class RegisterApi(APIView):
         )
 
     @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer})
+    @problems(429)
     @links(
         LogIn={
             "operationId": "api_users_login_create",
@@ -57,6 +60,7 @@ class RegisterApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        rate_limit(action="register", scope="address", key=client_address(request))
         user = user_register(**serializer.validated_data)
         return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
@@ -96,12 +100,12 @@ class UserDetailApi(APIView):
         return Response(UserOutputSerializer(user).data)
 
     @extend_schema(request=InputSerializer, responses=UserOutputSerializer)
-    @problems(409)
+    @problems(409, 429)
     def put(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=False)
 
     @extend_schema(request=InputSerializer, responses=UserOutputSerializer)
-    @problems(409)
+    @problems(409, 429)
     def patch(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=True)
 

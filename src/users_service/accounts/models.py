@@ -4,8 +4,8 @@ import uuid
 from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
-from django.db import models
-from django.db.models.functions import Lower
+from django.db import connection, models
+from django.db.models.functions import Upper
 
 
 class Role(models.TextChoices):
@@ -15,6 +15,17 @@ class Role(models.TextChoices):
 
 
 SELF_SERVICE_ROLES = (Role.CUSTOMER, Role.ORGANIZER)
+
+
+def email_canonical(email: str) -> str:
+    """The email as the database compares it: trimmed, then its UPPER. Lookups
+    (`email__iexact` is `UPPER(email) = UPPER(%s)`) and the unique constraint use the same,
+    so every spelling that reaches an account (`cu\u017ftomer@`, long s, for `customer@`) has
+    one form."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT UPPER(%s)", [email.strip()])
+        row = cursor.fetchone()
+    return str(row[0])
 
 
 class UserManager(BaseUserManager["User"]):
@@ -41,7 +52,8 @@ class User(AbstractBaseUser):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+            # UPPER, as `email__iexact` compares (see email_canonical).
+            models.UniqueConstraint(Upper("email"), name="user_email_upper_unique"),
             models.CheckConstraint(
                 condition=models.Q(role__in=[r.value for r in Role]), name="user_role_valid"
             ),

@@ -16,6 +16,7 @@ from servicekit.outbox.services import outbox_emit
 from servicekit.problems import Problem
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
 from users_service.tokens.services import refresh_families_revoke
+from users_service.tokens.throttling import rate_limit
 
 
 def _event_data(user: User) -> dict[str, Any]:
@@ -50,9 +51,10 @@ def user_register(*, name: str, email: str, password: str, role: str = Role.CUST
         raise _field_error("role", ["Choose customer or organizer."])
     user = User(name=name.strip(), email=email.strip(), role=role)
     _check_password(password, user)
-    user.set_password(password)
+    # Before the hash: a taken email is refused without paying for Argon2id.
     if _email_taken(user.email):
         raise _field_error("email", ["A user with this email already exists."])
+    user.set_password(password)
     try:
         with transaction.atomic():
             user.save()
@@ -125,9 +127,12 @@ def user_update(
         _email_changes(user, data) and (acting_on_self or not actor_is_admin)
     )
     # Checked before anything else, so a caller without the password learns nothing (not
-    # even whether an address is taken).
-    if needs_current_password and not user.check_password(data.get("current_password") or ""):
-        raise _field_error("current_password", ["The current password is not correct."])
+    # even whether an address is taken). Each check counts against the account's limit
+    # first: a stolen access token is not a way to guess the password.
+    if needs_current_password:
+        rate_limit(action="password_check", scope="user", key=str(user.pk))
+        if not user.check_password(data.get("current_password") or ""):
+            raise _field_error("current_password", ["The current password is not correct."])
     if "role" in data and data["role"] != user.role:
         if not actor_is_admin:
             raise Problem(

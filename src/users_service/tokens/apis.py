@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -10,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from servicekit.clients import client_address
 from servicekit.fields import StringField, TextField
 from servicekit.openapi import links, problems
 from servicekit.permissions import IsHuman
@@ -22,6 +22,7 @@ from users_service.tokens.services import (
     refresh_family_revoke,
     refresh_rotate,
 )
+from users_service.tokens.throttling import rate_limit
 
 
 class TokenPairOutputSerializer(serializers.Serializer[TokenPair]):
@@ -33,17 +34,6 @@ class TokenPairOutputSerializer(serializers.Serializer[TokenPair]):
 
     def get_token_type(self, obj: TokenPair) -> str:
         return "Bearer"
-
-
-def client_address(request: Request) -> str:
-    """REMOTE_ADDR, or the address NUM_PROXIES trusted proxies saw (X-Forwarded-For)."""
-    proxies = int(getattr(settings, "NUM_PROXIES", 0) or 0)
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if proxies and forwarded:
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            return hops[-min(proxies, len(hops))]
-    return str(request.META.get("REMOTE_ADDR", "unknown"))
 
 
 class _PublicApi(APIView):
@@ -84,7 +74,7 @@ class RefreshApi(_PublicApi):
         refresh = TextField(max_length=128)
 
     @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
-    @problems(401)
+    @problems(401, 429)
     @links(
         RefreshAgain={
             "operationId": "api_users_token_refresh_create",
@@ -98,6 +88,7 @@ class RefreshApi(_PublicApi):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        rate_limit(action="refresh", scope="address", key=client_address(request))
         pair = refresh_rotate(refresh=serializer.validated_data["refresh"])
         return Response(TokenPairOutputSerializer(pair).data)
 

@@ -61,21 +61,3 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"refresh {self.id} (family {self.family})"
-
-
-class LoginThrottle(models.Model):
-    """Failed logins per key (`account:<email>` or `address:<ip>`), shared by all workers.
-
-    `locked_until` implements the progressive delay; `window_started_at` / `window_failures`
-    the hourly cap per account.
-    """
-
-    key = models.CharField(max_length=300, primary_key=True)
-    consecutive_failures = models.PositiveIntegerField(default=0)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    window_started_at = models.DateTimeField()
-    window_failures = models.PositiveIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return self.key

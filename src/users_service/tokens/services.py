@@ -24,12 +24,7 @@ from servicekit.problems import Problem
 from users_service.accounts.models import User
 from users_service.tokens.keys import signing_key_active, signing_key_private
 from users_service.tokens.models import RefreshToken
-from users_service.tokens.throttling import (
-    login_failure_record,
-    login_success_record,
-    login_throttle_check,
-    throttle_keys,
-)
+from users_service.tokens.throttling import login_rate_limit
 
 
 class InvalidCredentials(Problem):
@@ -136,9 +131,10 @@ def login(*, email: str, password: str, address: str) -> TokenPair:
 
     The answer is the same whether the email is unknown, the account inactive or the
     password wrong, and takes as long: an unknown email still pays for one Argon2 hash.
+    Each attempt first counts against the address's and the account's limits (429 past
+    them), before any password is checked.
     """
-    keys = throttle_keys(email=email, address=address)
-    login_throttle_check(keys=keys)
+    login_rate_limit(email=email, address=address)
     user = User.objects.filter(email__iexact=email.strip()).first()
     if user is None:
         make_password(password)  # same cost as a real check
@@ -146,9 +142,7 @@ def login(*, email: str, password: str, address: str) -> TokenPair:
     else:
         ok = user.check_password(password) and user.is_active
     if not ok or user is None:
-        login_failure_record(keys=keys)
         raise InvalidCredentials
-    login_success_record(keys=keys)
     family = uuid.uuid4()
     with transaction.atomic():
         refresh = _refresh_token_create(user=user, family=family, family_started_at=timezone.now())

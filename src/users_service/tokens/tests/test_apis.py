@@ -12,9 +12,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from servicekit.auth import get_verifier
+from servicekit.models import CacheEntry
 from users_service.accounts.models import User
 from users_service.conftest import PASSWORD
-from users_service.tokens.models import LoginThrottle, RefreshToken, SigningKey
+from users_service.tokens.models import RefreshToken, SigningKey
 
 pytestmark = pytest.mark.django_db
 
@@ -246,7 +247,7 @@ def rows() -> list[tuple[Any, ...]]:
     return [
         *User.objects.values_list("id", "updated_at"),
         *RefreshToken.objects.values_list("id", "used_at", "revoked_at"),
-        *LoginThrottle.objects.values_list("key", "consecutive_failures", "window_failures"),
+        *CacheEntry.objects.values_list("cache_key", "value"),  # rate-limit counters
     ]
 
 
