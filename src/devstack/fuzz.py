@@ -38,7 +38,8 @@ from typing import Any
 
 from devstack.paths import ROOT, free_port
 from devstack.process import popen_owned
-from devstack.services import Service, available_services
+from devstack.services import available_services
+from devstack.stack import manage_argv, seed
 
 CONFIG = ROOT / "schemathesis.toml"
 # Fixed seeds, so a CI failure replays: `dev.py fuzz --seed N` runs the same cases.
@@ -91,10 +92,6 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-def _manage(service: Service, *args: str) -> list[str]:
-    return [sys.executable, "-m", service.package, *args]
 
 
 def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -169,21 +166,15 @@ def own_stack(
                     "RATE_LIMIT_LOGIN_PER_ADDRESS": "off",
                     "RATE_LIMIT_REGISTER_PER_ADDRESS": "off",
                     "RATE_LIMIT_REFRESH_PER_ADDRESS": "off",
+                    "RATE_LIMIT_BOOKING_PER_ADDRESS": "off",
+                    "RATE_LIMIT_PAYMENT_PER_ADDRESS": "off",
                 }
             )
             envs[service.name] = env
-            subprocess.run(_manage(service, "migrate", "--noinput", "-v", "0"), env=env, check=True)
-        context: dict[str, Any] = {}
-        for service in services:
-            result = subprocess.run(
-                _manage(service, "seed_demo", "--context", json.dumps(context)),
-                env=envs[service.name],
-                check=True,
-                capture_output=True,
-                text=True,
+            subprocess.run(
+                manage_argv(service, "migrate", "--noinput", "-v", "0"), env=env, check=True
             )
-            lines = [line for line in result.stdout.splitlines() if line.strip()]
-            context[service.name] = json.loads(lines[-1]) if lines else {}
+        context = seed(services, envs)
         stack.accounts = context.get("users", {}).get("accounts", [])
         for service in services:
             env = envs[service.name]
@@ -196,7 +187,7 @@ def own_stack(
             )  # fmt: skip
             for worker in service.workers:
                 stack.start_process(
-                    f"{service.name}-{worker.name}", _manage(service, *worker.command), env
+                    f"{service.name}-{worker.name}", manage_argv(service, *worker.command), env
                 )
         for service in services:
             if not _wait_ready(stack.base_url(service.name)):
