@@ -18,6 +18,15 @@ def _no_listing_cache(settings: Any) -> None:
     settings.BOOKING_EVENT_LIST_CACHE_SECONDS = 0
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limits(settings: Any) -> None:
+    # Tests book and pay far faster than a buyer; test_rate_limits turns the limits on.
+    settings.RATE_LIMIT_BOOKING_PER_USER = None
+    settings.RATE_LIMIT_BOOKING_PER_ADDRESS = None
+    settings.RATE_LIMIT_PAYMENT_PER_USER = None
+    settings.RATE_LIMIT_PAYMENT_PER_ADDRESS = None
+
+
 @pytest.fixture
 def new_caller(token_issuer: TestTokenIssuer) -> Callable[[str], Caller]:
     def make(role: str = "customer") -> Caller:

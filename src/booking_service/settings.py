@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from servicekit.base_settings import *  # noqa: F403
-from servicekit.conf import database_from_env, env_bool, env_int, env_str
+from servicekit.conf import database_from_env, env_bool, env_int, env_rate, env_str
 
 SERVICE_NAME = "booking"
 
@@ -67,6 +67,17 @@ PAYMENT_PENDING_HOLD_GRACE_SECONDS = env_int("PAYMENT_PENDING_HOLD_GRACE_SECONDS
 BOOKING_REFUND_CUTOFF_SECONDS = env_int("BOOKING_REFUND_CUTOFF_SECONDS", 0)
 # Sweeper period (release_expired_holds --loop).
 BOOKING_SWEEP_INTERVAL_SECONDS = env_int("BOOKING_SWEEP_INTERVAL_SECONDS", 5)
+
+# Rate limits (servicekit.ratelimits; the README's Security section has the table), counted
+# before the work on both booking paths and on payments, shared by every process: "30/m",
+# "5/15m" or "off". Per user, a buyer can still retry a busy on-sale every two seconds;
+# per address, a generous ceiling (twenty buyers behind one NAT at their full per-user
+# rate, hundreds at a human pace) that only a flood from one address reaches. Payments are
+# tighter: a real buyer pays a few times, card testing tries many cards.
+RATE_LIMIT_BOOKING_PER_USER = env_rate("RATE_LIMIT_BOOKING_PER_USER", "30/m")
+RATE_LIMIT_BOOKING_PER_ADDRESS = env_rate("RATE_LIMIT_BOOKING_PER_ADDRESS", "600/m")
+RATE_LIMIT_PAYMENT_PER_USER = env_rate("RATE_LIMIT_PAYMENT_PER_USER", "10/m")
+RATE_LIMIT_PAYMENT_PER_ADDRESS = env_rate("RATE_LIMIT_PAYMENT_PER_ADDRESS", "300/m")
 
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
 IDEMPOTENCY_IN_FLIGHT_SECONDS = env_int("IDEMPOTENCY_IN_FLIGHT_SECONDS", 60)

@@ -4,6 +4,7 @@ where a default cannot leak a secret."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import dj_database_url
@@ -47,6 +48,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# A rate: "<count>/<period>", the period in s, m, h or d with an optional multiple.
+RATE = re.compile(r"(\d+)/(\d*)([smhd])")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A rate limit (servicekit.ratelimits): "40/h", "5/15m", or "off" (None). Checked here,
+    so a typo stops the service at start."""
+    value = env_str(name, default).strip().lower()
+    if value == "off":
+        return None
+    if not RATE.fullmatch(value):
+        raise ImproperlyConfigured(f'{name} must look like "20/h" or be "off", not {value!r}')
+    return value
 
 
 def database_from_env(name: str = "DATABASE_URL") -> dict[str, Any]:

@@ -1,11 +1,7 @@
 """Settings of the users service. Everything comes from the environment (see README)."""
 
-import re
-
-from django.core.exceptions import ImproperlyConfigured
-
 from servicekit.base_settings import *  # noqa: F403
-from servicekit.conf import database_from_env, env_int, env_str
+from servicekit.conf import database_from_env, env_int, env_rate
 
 SERVICE_NAME = "users"
 
@@ -13,7 +9,6 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     *SHARED_APPS,  # noqa: F405
     "servicekit.outbox",
-    "django_ratelimit",
     "users_service.accounts",
     "users_service.tokens",
 ]
@@ -54,30 +49,18 @@ JWT_SERVICE_TOKEN_SECONDS = env_int("JWT_SERVICE_TOKEN_SECONDS", 3600)
 # never carries it further.
 SESSION_MAX_AGE_SECONDS = env_int("SESSION_MAX_AGE_SECONDS", 30 * 24 * 3600)
 
-# Rate limits (users_service.tokens.throttling; the README's Security section has the
-# table): "<count>/<period>", the period in s, m, h or d with an optional multiple ("40/h",
+# Rate limits (servicekit.ratelimits; the README's Security section has the table):
+# "<count>/<period>", the period in s, m, h or d with an optional multiple ("40/h",
 # "5/15m"), or "off". Counted in fixed windows of that period that end by themselves,
-# shared by every process through the "shared" cache.
-RATELIMIT_USE_CACHE = "shared"
-_RATE = re.compile(r"\d+/\d*[smhd]")
-
-
-def _env_rate(name: str, default: str) -> str | None:
-    value = env_str(name, default).strip().lower()
-    if value == "off":
-        return None
-    if not _RATE.fullmatch(value):
-        raise ImproperlyConfigured(f'{name} must look like "20/h" or be "off", not {value!r}')
-    return value
-
-
+# shared by every process through the service's database.
+#
 # An address can never use up an account's login budget alone (40 + 40 across a window
 # edge < 100): an attack from one address never locks the owner out.
-RATE_LIMIT_LOGIN_PER_ADDRESS = _env_rate("RATE_LIMIT_LOGIN_PER_ADDRESS", "40/h")
-RATE_LIMIT_LOGIN_PER_ACCOUNT = _env_rate("RATE_LIMIT_LOGIN_PER_ACCOUNT", "100/h")
-RATE_LIMIT_REGISTER_PER_ADDRESS = _env_rate("RATE_LIMIT_REGISTER_PER_ADDRESS", "20/h")
-RATE_LIMIT_REFRESH_PER_ADDRESS = _env_rate("RATE_LIMIT_REFRESH_PER_ADDRESS", "300/m")
-RATE_LIMIT_PASSWORD_CHECK_PER_USER = _env_rate("RATE_LIMIT_PASSWORD_CHECK_PER_USER", "10/h")
+RATE_LIMIT_LOGIN_PER_ADDRESS = env_rate("RATE_LIMIT_LOGIN_PER_ADDRESS", "40/h")
+RATE_LIMIT_LOGIN_PER_ACCOUNT = env_rate("RATE_LIMIT_LOGIN_PER_ACCOUNT", "100/h")
+RATE_LIMIT_REGISTER_PER_ADDRESS = env_rate("RATE_LIMIT_REGISTER_PER_ADDRESS", "20/h")
+RATE_LIMIT_REFRESH_PER_ADDRESS = env_rate("RATE_LIMIT_REFRESH_PER_ADDRESS", "300/m")
+RATE_LIMIT_PASSWORD_CHECK_PER_USER = env_rate("RATE_LIMIT_PASSWORD_CHECK_PER_USER", "10/h")
 
 SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405
@@ -91,7 +74,5 @@ SPECTACULAR_SETTINGS = {
 
 # `email` is unique through a case-insensitive functional constraint (accounts.User.Meta),
 # which Django's system check does not recognise as unique.
-# django_ratelimit warns about any cache it does not know; servicekit.cache is shared and
-# atomic, which is what its check is for (it still refuses Django's plain DatabaseCache).
-SILENCED_SYSTEM_CHECKS = ["auth.E003", "django_ratelimit.W001"]
+SILENCED_SYSTEM_CHECKS = ["auth.E003"]
 HEALTH_CHECKS = ["servicekit.outbox.health.check_outbox_lag"]

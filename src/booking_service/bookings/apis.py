@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from booking_service.bookings.fastpath import COUNTED_ATTRIBUTE
 from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.bookings.selectors import booking_get, booking_list
 from booking_service.bookings.services import (
@@ -18,10 +19,12 @@ from booking_service.bookings.services import (
     booking_update_tickets,
 )
 from booking_service.common import actor_of, id_field, not_found, path_id
+from servicekit.clients import client_address
 from servicekit.fields import INT32_MAX, IntegerField, QuerySerializer
 from servicekit.idempotency.views import IdempotentMixin
 from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
+from servicekit.ratelimits import rate_limit_all
 
 
 class BookingOutputSerializer(serializers.ModelSerializer[Booking]):
@@ -86,7 +89,7 @@ class BookingCreateApi(IdempotentMixin, APIView):
     idempotency_scope = "bookings.create"
 
     @extend_schema(request=BookingInputSerializer, responses={201: BookingOutputSerializer})
-    @problems(404, 409, 422)
+    @problems(404, 409, 422, 429)
     @links(
         GetBooking={
             "operationId": "api_bookings_retrieve",
@@ -107,6 +110,12 @@ class BookingCreateApi(IdempotentMixin, APIView):
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)
+        # Counted before the work; the flash-sale path already counted what it hands on.
+        if not getattr(request, COUNTED_ATTRIBUTE, False):
+            rate_limit_all(
+                action="booking",
+                keys={"address": client_address(request), "user": str(actor.id)},
+            )
         serializer = BookingInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -16,6 +16,13 @@ commit; the booking and its `booking.created` event commit together; a customer'
 holds of one event stay within `BOOKING_MAX_HELD_TICKETS`, judged under the row lock
 against the batch's earlier grants too, and refused with the regular view's problem.
 
+The per-user and per-address rate limits (`RATE_LIMIT_BOOKING_PER_*`) are the regular
+view's counters too: the leader counts every ask of its batch in one statement before the
+batch statement (one more round trip per batch, not per request, and in its own
+transaction, so the row lock is never held across it), in arrival order, and answers the
+asks past a limit with the regular view's 429. An ask handed on to the regular view is not
+counted again. Sold-out answers from memory cost nothing and are not counted.
+
 Sold out is remembered for `BOOKING_SOLDOUT_CACHE_SECONDS` (and never past the expiry of
 the first pending hold), so the sold-out stampede that follows an on-sale is answered
 without touching the database; tickets released by a cancelation show up at most that much
@@ -56,9 +63,11 @@ from booking_service.bookings.services.tickets import hold_limit_reached
 from booking_service.events.models import Event
 from servicekit import parsers
 from servicekit.auth import InvalidTokenError, get_verifier
+from servicekit.clients import client_address
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.services import NOTIFY_CHANNEL
 from servicekit.problems import PROBLEM_CONTENT_TYPE, Problem, problem_body
+from servicekit.ratelimits import Limit, RateLimited, count, setting_name
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +75,11 @@ BOOKING_PATHS = frozenset(
     {"/api/bookings", "/api/bookings/", "/api/bookings/create", "/api/bookings/create/"}
 )
 MAX_ID = parsers.INT64_MAX  # a bigint key
+# Set on a request this path counted against the rate limits and then handed to the
+# regular view, which must not count it again.
+COUNTED_ATTRIBUTE = "booking_rate_limits_counted"
+_LIMIT_USER = setting_name("booking", "user")
+_LIMIT_ADDRESS = setting_name("booking", "address")
 
 _BOOKINGS = Booking._meta.db_table
 _EVENTS = Event._meta.db_table
@@ -246,6 +260,24 @@ def _execute_batch(cursor: Any, params: dict[str, Any]) -> Any:
     raise AssertionError("unreachable")
 
 
+def _within_limits(cursor: Any, batch: list[_Ask]) -> list[_Ask]:
+    """Count every ask of the batch against the per-user and per-address limits, all in
+    one statement (its own transaction, committed before the batch takes the row lock),
+    in arrival order; refuse those past a limit. The asks left go on."""
+    limits = []
+    for ask in batch:
+        limits += [Limit(_LIMIT_ADDRESS, ask.address), Limit(_LIMIT_USER, str(ask.user_id))]
+    verdicts = count(limits, cursor=cursor)
+    admitted = []
+    for n, ask in enumerate(batch):
+        limited = verdicts[2 * n] or verdicts[2 * n + 1]
+        if limited is None:
+            admitted.append(ask)
+        else:
+            ask.result = limited
+    return admitted
+
+
 @dataclass
 class SoldOut:
     available: int
@@ -261,13 +293,14 @@ def _locked() -> threading.Lock:
 class _Ask:
     tickets: int
     user_id: uuid.UUID
+    address: str
     # Held until the ask is woken, once: to lead the next batch, or with its result. A bare
     # lock, released in C, costs the waking leader much less than Event.set().
     wake: threading.Lock = field(default_factory=_locked)
     lead: bool = False
     done: bool = False
-    # A Booking, SoldOut, a Problem (the hold limit), None (let the regular view decide) or
-    # an exception.
+    # A Booking, SoldOut, a Problem (the hold limit), RateLimited, None (let the regular
+    # view decide) or an exception.
     result: Any = None
 
 
@@ -286,13 +319,13 @@ class TicketBatcher:
         self._sold_out_until: dict[int, float] = {}
         self._clock = clock
 
-    def book(self, *, event_id: int, tickets: int, user_id: uuid.UUID) -> Any:
+    def book(self, *, event_id: int, tickets: int, user_id: uuid.UUID, address: str) -> Any:
         until = self._sold_out_until.get(event_id)
         if until is not None:
             if until > self._clock():
                 return SoldOut(available=0)
             self._sold_out_until.pop(event_id, None)
-        ask = _Ask(tickets=tickets, user_id=user_id)
+        ask = _Ask(tickets=tickets, user_id=user_id, address=address)
         with self._lock:
             queue = self._queues.setdefault(event_id, _Queue())
             queue.waiting.append(ask)
@@ -336,6 +369,9 @@ class TicketBatcher:
         expires_at = hold_expires_at(now)
         # Outside any atomic() block (a middleware): the two statements are one transaction.
         with _cursor() as cursor:
+            batch = _within_limits(cursor, batch)
+            if not batch:
+                return
             row = _execute_batch(
                 cursor,
                 {
@@ -478,10 +514,16 @@ class FastBookingMiddleware:
         except (InvalidTokenError, ValueError):
             return None
         try:
-            result = self.batcher.book(event_id=event_id, tickets=tickets, user_id=user_id)
+            result = self.batcher.book(
+                event_id=event_id,
+                tickets=tickets,
+                user_id=user_id,
+                address=client_address(request),
+            )
         except DatabaseError:
             result = DatabaseError()
         if result is None:
+            setattr(request, COUNTED_ATTRIBUTE, True)
             return None
         if isinstance(result, SoldOut):
             body = problem_body(
@@ -499,6 +541,11 @@ class FastBookingMiddleware:
                 extra=result.extra,
             )
             return _json(result.status_code, body, PROBLEM_CONTENT_TYPE)
+        if isinstance(result, RateLimited):
+            body = problem_body(429, detail=str(result.detail), code=result.default_code)
+            response = _json(429, body, PROBLEM_CONTENT_TYPE)
+            response["Retry-After"] = str(result.wait)
+            return response
         if isinstance(result, Exception):
             body = problem_body(503, detail="The service is busy; retry shortly.", code="busy")
             response = _json(503, body, PROBLEM_CONTENT_TYPE)

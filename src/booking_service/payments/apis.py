@@ -14,11 +14,13 @@ from booking_service.common import actor_of, id_field, not_found, path_id
 from booking_service.payments.models import Payment
 from booking_service.payments.selectors import payment_get, payment_list
 from booking_service.payments.services import PaymentOutcome, payment_create
+from servicekit.clients import client_address
 from servicekit.fields import QuerySerializer, TextField
 from servicekit.idempotency.views import IdempotentMixin
 from servicekit.openapi import links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.problems import Problem
+from servicekit.ratelimits import rate_limit_all
 
 
 class PaymentOutputSerializer(serializers.ModelSerializer[Payment]):
@@ -79,7 +81,7 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
             ),
         },
     )
-    @problems(402, 404, 409, 422)
+    @problems(402, 404, 409, 422, 429)
     @links(
         GetPayment={
             "operationId": "api_payments_retrieve",
@@ -92,6 +94,10 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)
+        # Counted before the work: card testing is many attempts, most of them declined.
+        rate_limit_all(
+            action="payment", keys={"address": client_address(request), "user": str(actor.id)}
+        )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

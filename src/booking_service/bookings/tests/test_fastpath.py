@@ -32,6 +32,7 @@ from booking_service.testing import Caller, database_rows, make_event
 from servicekit.outbox.models import OutboxEvent
 
 PROBLEM = "application/problem+json"
+ADDRESS = "10.0.0.1"
 
 
 class RegularPath:
@@ -174,7 +175,7 @@ class TestSoldOutCache:
         clock = [100.0]
         batcher = TicketBatcher(clock=lambda: clock[0])
         event = make_event(total_tickets=2)
-        held = batcher.book(event_id=event.pk, tickets=2, user_id=customer.id)
+        held = batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS)
         assert isinstance(held, Booking)
         remaining = batcher._sold_out_until[event.pk] - clock[0]
         hold_left = (held.expires_at - timezone.now()).total_seconds()
@@ -188,30 +189,47 @@ class TestSoldOutCache:
         clock = [100.0]
         batcher = TicketBatcher(clock=lambda: clock[0])
         event = make_event(total_tickets=2)
-        assert isinstance(batcher.book(event_id=event.pk, tickets=2, user_id=customer.id), Booking)
+        assert isinstance(
+            batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS),
+            Booking,
+        )
         assert batcher._sold_out_until[event.pk] - clock[0] <= 1.0
 
     def test_grants_what_is_free_even_while_expired_holds_wait(self, customer: Caller) -> None:
         event = make_event(total_tickets=10)
         batcher = TicketBatcher()
-        assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+        assert isinstance(
+            batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS),
+            Booking,
+        )
         Booking.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
         # 9 tickets are free: the expired hold is no reason to send this elsewhere.
-        assert isinstance(batcher.book(event_id=event.pk, tickets=3, user_id=customer.id), Booking)
+        assert isinstance(
+            batcher.book(event_id=event.pk, tickets=3, user_id=customer.id, address=ADDRESS),
+            Booking,
+        )
 
     def test_sold_out_is_remembered_then_forgotten(self, customer: Caller, settings: Any) -> None:
         settings.BOOKING_SOLDOUT_CACHE_SECONDS = 5.0
         clock = [100.0]
         batcher = TicketBatcher(clock=lambda: clock[0])
         event = make_event(total_tickets=2)
-        first = batcher.book(event_id=event.pk, tickets=2, user_id=customer.id)
+        first = batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS)
         assert isinstance(first, Booking)
         booking_cancel(booking_id=first.pk, actor=Actor(id=customer.id, is_admin=False))
         # Within the cache time the released tickets are not seen...
-        assert batcher.book(event_id=event.pk, tickets=1, user_id=customer.id).available == 0
+        assert (
+            batcher.book(
+                event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS
+            ).available
+            == 0
+        )
         # ...after it they are.
         clock[0] += 5.1
-        assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+        assert isinstance(
+            batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS),
+            Booking,
+        )
 
     def test_expired_holds_send_refusals_to_the_regular_view(
         self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
@@ -291,7 +309,10 @@ def test_independent_batchers_racing_with_cancelations(settings: Any) -> None:
         try:
             for _ in range(25):
                 result = batcher.book(
-                    event_id=event.pk, tickets=rng.randint(1, 3), user_id=uuid.uuid4()
+                    event_id=event.pk,
+                    tickets=rng.randint(1, 3),
+                    user_id=uuid.uuid4(),
+                    address=ADDRESS,
                 )
                 if isinstance(result, Exception):
                     failures.append(repr(result))
@@ -330,7 +351,9 @@ def test_a_hold_that_expires_during_the_lock_wait_is_not_counted(
     settings.BOOKING_HOLD_SECONDS = 1
     event = make_event(total_tickets=1)
     batcher = TicketBatcher()
-    assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+    assert isinstance(
+        batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS), Booking
+    )
     batcher._sold_out_until.clear()
     locked = threading.Event()
 
@@ -346,7 +369,7 @@ def test_a_hold_that_expires_during_the_lock_wait_is_not_counted(
     holder = threading.Thread(target=hold_the_row)
     holder.start()
     locked.wait(10)
-    result = batcher.book(event_id=event.pk, tickets=1, user_id=customer.id)
+    result = batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS)
     holder.join(10)
     assert result is None  # not sold out: the regular view releases the hold and sells
 
@@ -358,10 +381,14 @@ def test_a_connection_that_lost_the_prepared_statement_prepares_it_again(
     """A pooler (or anyone) may reset the session; the batch prepares its statement again."""
     event = make_event(total_tickets=5)
     batcher = TicketBatcher()
-    assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+    assert isinstance(
+        batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS), Booking
+    )
     with connection.cursor() as cursor:
         cursor.execute("DISCARD ALL")
-    assert isinstance(batcher.book(event_id=event.pk, tickets=1, user_id=customer.id), Booking)
+    assert isinstance(
+        batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS), Booking
+    )
     event.refresh_from_db()
     assert event.available_tickets == 3
 
@@ -375,7 +402,9 @@ def test_a_session_that_already_has_the_statement_replaces_it(customer: Caller) 
         cursor.execute("DISCARD ALL")
         cursor.execute(f"PREPARE {fastpath._PREPARED} AS SELECT 1")
     fastpath._prepared_on.discard(connection.connection)
-    assert isinstance(batcher.book(event_id=event.pk, tickets=2, user_id=customer.id), Booking)
+    assert isinstance(
+        batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS), Booking
+    )
     event.refresh_from_db()
     assert event.available_tickets == 3
 

@@ -148,12 +148,12 @@ def test_one_batch_counts_its_own_earlier_grants(customer: Caller, settings: Any
     booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=2)
     other = uuid.uuid4()
     batch = [
-        _Ask(tickets=4, user_id=customer.id),  # 6
-        _Ask(tickets=10, user_id=other),  # another customer: its own quota
-        _Ask(tickets=3, user_id=customer.id),  # 9
-        _Ask(tickets=2, user_id=customer.id),  # 11: refused, holds 9
-        _Ask(tickets=1, user_id=customer.id),  # 10: a refused ask took nothing
-        _Ask(tickets=1, user_id=other),  # 11: refused, holds 10
+        _Ask(tickets=4, user_id=customer.id, address="10.0.0.1"),  # 6
+        _Ask(tickets=10, user_id=other, address="10.0.0.1"),  # another customer: its own quota
+        _Ask(tickets=3, user_id=customer.id, address="10.0.0.1"),  # 9
+        _Ask(tickets=2, user_id=customer.id, address="10.0.0.1"),  # 11: refused, holds 9
+        _Ask(tickets=1, user_id=customer.id, address="10.0.0.1"),  # 10: a refused ask took nothing
+        _Ask(tickets=1, user_id=other, address="10.0.0.1"),  # 11: refused, holds 10
     ]
     TicketBatcher()._run(event.pk, batch)
     results = [ask.result for ask in batch]

@@ -1,0 +1,163 @@
+"""Rate limits shared by every process of a service.
+
+Each limit is a setting `RATE_LIMIT_<ACTION>_PER_<SCOPE>` ("40/h", or None when "off"; see
+servicekit.conf.env_rate), counted in fixed windows of its period: a window ends by itself,
+so a limited address or account recovers without anyone's help. An attempt is counted
+*before* the work it limits, so a concurrent burst is judged as a burst: at most the limit
+of them get through, however many arrive at once.
+
+The counters are rows of the shared cache table (servicekit.models.CacheEntry, in the
+service's own PostgreSQL), but written here rather than through the cache API: one
+INSERT ... ON CONFLICT counts any number of keys at once, atomically, in one round trip.
+(django-ratelimit's add-then-incr costs several, one key at a time; the batched booking
+path counts a whole batch's keys with one statement.) Keys are hashed, so an address or an
+email of any length fits the table's key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from rest_framework import exceptions
+
+from servicekit.cache import PURGE_BATCH
+from servicekit.conf import RATE
+from servicekit.models import CacheEntry
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_TABLE = CacheEntry._meta.db_table
+
+# Expired rows (of any key but these) are purged a few at a time, so the table stays small
+# without a sweeper; a live row counts on, an expired one starts a new window.
+_COUNT_SQL = f"""
+WITH asked AS (
+    SELECT k, count(*) AS n, max(e) AS expires
+    FROM unnest(%(keys)s::text[], %(ends)s::timestamptz[]) AS a(k, e) GROUP BY k
+),
+purged AS (
+    DELETE FROM {_TABLE} WHERE cache_key IN (
+        SELECT cache_key FROM {_TABLE}
+        WHERE expires < %(now)s AND cache_key <> ALL(%(keys)s::text[])
+        ORDER BY expires LIMIT {PURGE_BATCH} FOR UPDATE SKIP LOCKED)
+)
+INSERT INTO {_TABLE} AS entry (cache_key, value, expires)
+SELECT k, n::text, expires FROM asked
+ORDER BY k  -- every statement locks its keys in one order: no deadlock
+ON CONFLICT (cache_key) DO UPDATE SET
+    value = CASE WHEN entry.expires < %(now)s THEN EXCLUDED.value
+                 ELSE (entry.value::bigint + EXCLUDED.value::bigint)::text END,
+    expires = CASE WHEN entry.expires < %(now)s THEN EXCLUDED.expires ELSE entry.expires END
+RETURNING cache_key, value::bigint, expires
+"""  # noqa: S608 (the table name comes from the model)
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """("5/15m") -> (5, 900): the count and the window in seconds."""
+    match = RATE.fullmatch(rate)
+    if match is None:
+        raise ValueError(f"not a rate: {rate!r}")
+    count, multiple, unit = match.groups()
+    return int(count), int(multiple or 1) * _UNIT_SECONDS[unit]
+
+
+class RateLimited(exceptions.Throttled):
+    default_detail = "Too many attempts."
+    default_code = "rate-limited"
+    wait: int  # whole seconds until the window ends (Retry-After)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One attempt to count: against the setting `name`, for `key` (a user, an address)."""
+
+    name: str
+    key: str
+
+
+def setting_name(action: str, scope: str) -> str:
+    return f"RATE_LIMIT_{action}_PER_{scope}".upper()
+
+
+def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | None]:
+    """Count every attempt in one statement; for each, None or the RateLimited to answer.
+
+    Attempts with the same name and key are counted in the order given, so a batch is
+    judged as if they had come one by one. A limit that is off is not counted. `cursor`
+    (default: a new one on the default connection) must be in autocommit or in the caller's
+    transaction; the statement holds the counters' row locks until that ends.
+    """
+    now = time.time()
+    rates = {name: getattr(settings, name) for name in {limit.name for limit in limits}}
+    counted = [limit for limit in limits if rates[limit.name] is not None]
+    if not counted:
+        return [None] * len(limits)
+    keys, ends, caps = [], [], []
+    for limit in counted:
+        cap, period = parse_rate(rates[limit.name])
+        digest = hashlib.sha256(limit.key.encode()).hexdigest()[:32]
+        keys.append(f"ratelimit:{limit.name.lower()}:{period}:{digest}")
+        ends.append(datetime.fromtimestamp(now - now % period + period, tz=UTC))
+        caps.append(cap)
+    params: dict[str, Any] = {
+        "keys": keys,
+        "ends": ends,
+        "now": datetime.fromtimestamp(now, tz=UTC),
+    }
+    if cursor is None:
+        with connection.cursor() as own:
+            own.execute(_COUNT_SQL, params)
+            rows = own.fetchall()
+    else:
+        cursor.execute(_COUNT_SQL, params)
+        rows = cursor.fetchall()
+    totals = {key: (total, expires) for key, total, expires in rows}
+    # The n-th of this statement's attempts on a key is number (total - attempts + n).
+    seen = Counter(keys)
+    verdicts: dict[int, RateLimited | None] = {}
+    for position, (key, cap) in enumerate(zip(keys, caps, strict=True)):
+        total, expires = totals[key]
+        number = total - seen[key] + 1
+        seen[key] -= 1
+        verdicts[position] = None if number <= cap else _limited(expires.timestamp() - now)
+    # Back to the caller's order, with None for the limits that are off.
+    results: list[RateLimited | None] = []
+    position = 0
+    for limit in limits:
+        if rates[limit.name] is None:
+            results.append(None)
+        else:
+            results.append(verdicts[position])
+            position += 1
+    return results
+
+
+def _limited(seconds_left: float) -> RateLimited:
+    # Waiting Retry-After whole seconds is always enough: rounded up, never 0.
+    seconds = max(1, math.ceil(seconds_left))
+    return RateLimited(wait=seconds, detail=f"Too many attempts; retry in {seconds} s.")
+
+
+def rate_limit(*, action: str, scope: str, key: str) -> None:
+    """Count one attempt at `action` by `key` against RATE_LIMIT_<ACTION>_PER_<SCOPE>;
+    past the limit, raise 429 with the seconds until the window ends (Retry-After)."""
+    (limited,) = count([Limit(setting_name(action, scope), key)])
+    if limited is not None:
+        raise limited
+
+
+def rate_limit_all(*, action: str, keys: dict[str, str]) -> None:
+    """Count one attempt at `action` in every scope at once ({"user": id, "address": ip}),
+    in one statement; the first limit passed is raised."""
+    limits = [Limit(setting_name(action, scope), key) for scope, key in keys.items()]
+    for limited in count(limits):
+        if limited is not None:
+            raise limited
