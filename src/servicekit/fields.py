@@ -77,6 +77,13 @@ class _NoControlCharacters(serializers.CharField):
     }
     multiline = False
 
+    @property
+    def schema_pattern(self) -> str:
+        """The same rule for the OpenAPI schema (servicekit.openapi): text without them."""
+        excluded = _CONTROL_BUT_LINES if self.multiline else _CONTROL
+        # One or more: an allowed blank is its own `oneOf` branch (drf-spectacular).
+        return f"^[^{excluded.pattern[1:-1]}]+$"
+
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")

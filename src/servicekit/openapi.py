@@ -122,7 +122,11 @@ class AutoSchema(_AutoSchema):
             # A wall-clock time of day without an offset (`19:30`, `19:30:00`): JSON Schema's
             # `format: time` demands an offset, which these fields neither take nor give.
             return {"type": "string", "pattern": TIME_OF_DAY_PATTERN, "example": "19:30:00"}
-        return dict(super()._map_serializer_field(field, direction, bypass_extensions))
+        schema = dict(super()._map_serializer_field(field, direction, bypass_extensions))
+        pattern = getattr(field, "schema_pattern", None)
+        if pattern and schema.get("type") == "string" and "pattern" not in schema:
+            schema["pattern"] = pattern  # text that refuses control characters says so
+        return schema
 
     def _get_paginator(self) -> Any:
         # Every list view paginates with servicekit's paginator (APIViews have no

@@ -82,3 +82,14 @@ def test_a_url_past_the_limit_is_a_414_problem(settings: Any) -> None:
     assert response.status_code == 414
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["type"] == "urn:problem:uri-too-long"
+
+
+@pytest.mark.django_db
+def test_text_that_refuses_control_characters_says_so_in_the_schema() -> None:
+    import re
+
+    schema = _schema()
+    name = schema["components"]["schemas"]["RegisterApiInputRequest"]["properties"]["name"]
+    assert re.fullmatch(name["pattern"], "Ann Example")
+    for bad in ("Ann\nBcc: x@example.com", "Ann\r", "Ann\x00", "Ann\u2028"):
+        assert re.fullmatch(name["pattern"], bad) is None
