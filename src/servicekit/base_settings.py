@@ -93,16 +93,6 @@ TRUSTED_PROXIES = [
     str(ipaddress.ip_network(cidr, strict=False)) for cidr in env_list("TRUSTED_PROXIES", [])
 ]
 
-# Counters that every process of a service shares (rate limits): the service's own
-# PostgreSQL, the table from servicekit's migration, with atomic add and incr.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "shared": {
-        "BACKEND": "servicekit.cache.AtomicDatabaseCache",
-        "LOCATION": "servicekit_cache",
-    },
-}
-
 # Tokens: issued by the users service, verified locally everywhere.
 JWT_ISSUER = env_str("JWT_ISSUER", "turnstile-users")
 JWT_AUDIENCE = env_str("JWT_AUDIENCE", "turnstile")

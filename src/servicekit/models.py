@@ -4,9 +4,9 @@ from django.db import models
 
 
 class CacheEntry(models.Model):
-    """A row of the shared cache (servicekit.cache.AtomicDatabaseCache), in the layout
-    Django's `createcachetable` makes. A model, so that migrate creates the table wherever
-    the service runs and test flushes empty it."""
+    """A rate-limit counter (servicekit.ratelimits): a key, its count, when its window ends.
+    A model, so that migrate creates the table wherever the service runs and test flushes
+    empty it."""
 
     cache_key = models.CharField(max_length=255, primary_key=True)
     value = models.TextField()

@@ -6,11 +6,12 @@ so a limited address or account recovers without anyone's help. An attempt is co
 *before* the work it limits, so a concurrent burst is judged as a burst: at most the limit
 of them get through, however many arrive at once.
 
-The counters are rows of the shared cache table (servicekit.models.CacheEntry, in the
-service's own PostgreSQL), but written here rather than through the cache API: one
-INSERT ... ON CONFLICT counts any number of keys at once, atomically, in one round trip.
-(django-ratelimit's add-then-incr costs several, one key at a time; the batched booking
-path counts a whole batch's keys with one statement.) Keys are hashed, so an address or an
+The counters are rows of a table in the service's own PostgreSQL (servicekit.models.
+CacheEntry), shared by every process. One INSERT ... ON CONFLICT counts any number of keys
+at once, atomically, in one round trip. (django-ratelimit, the usual library, counts through
+Django's cache API with add-then-incr: several round trips, one key at a time, and Django
+has no cache backend on PostgreSQL whose increment is atomic; the batched booking path must
+count a whole batch's keys with one statement.) Keys are hashed, so an address or an
 email of any length fits the table's key.
 """
 
@@ -29,11 +30,12 @@ from django.conf import settings
 from django.db import connection
 from rest_framework import exceptions
 
-from servicekit.cache import PURGE_BATCH
 from servicekit.conf import RATE
 from servicekit.models import CacheEntry
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Expired rows removed by each count: more than one count creates, so the table stays small.
+PURGE_BATCH = 16
 _TABLE = CacheEntry._meta.db_table
 
 # Expired rows (of any key but these) are purged a few at a time, so the table stays small
