@@ -3,6 +3,9 @@
 -- us time every request and keep its status (wrk alone reports only a merged histogram).
 --
 -- wrk -t N -c N -s load.lua URL -- <mode> <tokens file> <samples file> <event id> <first token>
+--                                   <connections in all>
+-- Connection k of all C owns tokens k, k + C, k + 2C, ... and books as each in turn, so
+-- there can be more customers than connections.
 --   mode "book":  POST /api/bookings/ {"event": id, "tickets_booked": 1..4}
 --   mode "get":   GET the URL's path
 
@@ -32,8 +35,12 @@ function init(args)
   event_id = args[4]
   local all = {}
   for line in io.lines(args[2]) do all[#all + 1] = line end
-  -- Each wrk process starts at its own offset, so every connection has its own customer.
-  token = all[((tonumber(args[5]) + id) % #all) + 1]
+  -- Each wrk process starts at its own offset, so every connection has customers of its own.
+  local first, stride = tonumber(args[5]) + id, tonumber(args[6] or 1)
+  pool = {}
+  for k = first, #all - 1, stride do pool[#pool + 1] = all[k + 1] end
+  if #pool == 0 then pool[1] = all[(first % #all) + 1] end
+  turn = 0
   math.randomseed((tonumber(args[5]) + id) * 7919 + 17)
   starts, latencies, codes = {}, {}, {}
   n = 0
@@ -42,7 +49,8 @@ end
 
 function request()
   started = now_us()
-  local headers = { ["Authorization"] = "Bearer " .. token }
+  turn = turn % #pool + 1
+  local headers = { ["Authorization"] = "Bearer " .. pool[turn] }
   if mode == "book" then
     headers["Content-Type"] = "application/json"
     local body = '{"event": ' .. event_id .. ', "tickets_booked": ' .. math.random(1, 4) .. '}'
