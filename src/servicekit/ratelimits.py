@@ -1,8 +1,11 @@
 """Rate limits shared by every process of a service.
 
 Each limit is a setting `RATE_LIMIT_<ACTION>_PER_<SCOPE>` ("40/h", or None when "off"; see
-servicekit.conf.env_rate), counted in fixed windows of its period: a window ends by itself,
-so a limited address or account recovers without anyone's help. An attempt is counted
+servicekit.conf.env_rate), judged over a sliding window of its period: the attempts of the
+current fixed window, plus those of the previous one weighted by how much of it still lies
+within the last period (the sliding-window counter, as Cloudflare and nginx-style limiters
+do). A limited address or account recovers by itself, and no burst across a window edge
+gets more than the rate allows. An attempt is counted
 *before* the work it limits, so a concurrent burst is judged as a burst: at most the limit
 of them get through, however many arrive at once.
 
@@ -38,27 +41,33 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 PURGE_BATCH = 16
 _TABLE = CacheEntry._meta.db_table
 
-# Expired rows (of any key but these) are purged a few at a time, so the table stays small
-# without a sweeper; a live row counts on, an expired one starts a new window.
+# One row per key and fixed window, kept one period past its window's end, while it still
+# weighs as the previous window. Expired rows (of any key but these) are purged a few at a
+# time, so the table stays small without a sweeper.
 _COUNT_SQL = f"""
 WITH asked AS (
-    SELECT k, count(*) AS n, max(e) AS expires
-    FROM unnest(%(keys)s::text[], %(ends)s::timestamptz[]) AS a(k, e) GROUP BY k
+    SELECT k, p, count(*) AS n, max(e) AS expires
+    FROM unnest(%(keys)s::text[], %(previous)s::text[], %(expires)s::timestamptz[])
+        AS a(k, p, e)
+    GROUP BY k, p
 ),
 purged AS (
     DELETE FROM {_TABLE} WHERE cache_key IN (
         SELECT cache_key FROM {_TABLE}
         WHERE expires < %(now)s AND cache_key <> ALL(%(keys)s::text[])
         ORDER BY expires LIMIT {PURGE_BATCH} FOR UPDATE SKIP LOCKED)
+),
+counted AS (
+    INSERT INTO {_TABLE} AS entry (cache_key, value, expires)
+    SELECT k, n::text, expires FROM asked
+    ORDER BY k  -- every statement locks its keys in one order: no deadlock
+    ON CONFLICT (cache_key) DO UPDATE SET
+        value = (entry.value::bigint + EXCLUDED.value::bigint)::text
+    RETURNING cache_key, value::bigint AS total
 )
-INSERT INTO {_TABLE} AS entry (cache_key, value, expires)
-SELECT k, n::text, expires FROM asked
-ORDER BY k  -- every statement locks its keys in one order: no deadlock
-ON CONFLICT (cache_key) DO UPDATE SET
-    value = CASE WHEN entry.expires < %(now)s THEN EXCLUDED.value
-                 ELSE (entry.value::bigint + EXCLUDED.value::bigint)::text END,
-    expires = CASE WHEN entry.expires < %(now)s THEN EXCLUDED.expires ELSE entry.expires END
-RETURNING cache_key, value::bigint, expires
+SELECT counted.cache_key, counted.total, coalesce(previous.value::bigint, 0)
+FROM counted JOIN asked ON asked.k = counted.cache_key
+LEFT JOIN {_TABLE} AS previous ON previous.cache_key = asked.p AND previous.expires >= %(now)s
 """  # noqa: S608 (the table name comes from the model)
 
 
@@ -102,16 +111,20 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
     counted = [limit for limit in limits if rates[limit.name] is not None]
     if not counted:
         return [None] * len(limits)
-    keys, ends, caps = [], [], []
+    keys, previous, expires, windows = [], [], [], []
     for limit in counted:
         cap, period = parse_rate(rates[limit.name])
         digest = hashlib.sha256(limit.key.encode()).hexdigest()[:32]
-        keys.append(f"ratelimit:{limit.name.lower()}:{period}:{digest}")
-        ends.append(datetime.fromtimestamp(now - now % period + period, tz=UTC))
-        caps.append(cap)
+        index = int(now // period)  # of the current fixed window
+        base = f"ratelimit:{limit.name.lower()}:{period}:{digest}"
+        keys.append(f"{base}:{index}")
+        previous.append(f"{base}:{index - 1}")
+        expires.append(datetime.fromtimestamp((index + 2) * period, tz=UTC))
+        windows.append(_Window(cap=cap, period=period, elapsed=now - index * period))
     params: dict[str, Any] = {
         "keys": keys,
-        "ends": ends,
+        "previous": previous,
+        "expires": expires,
         "now": datetime.fromtimestamp(now, tz=UTC),
     }
     if cursor is None:
@@ -121,15 +134,15 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
     else:
         cursor.execute(_COUNT_SQL, params)
         rows = cursor.fetchall()
-    totals = {key: (total, expires) for key, total, expires in rows}
+    totals = {key: (total, before) for key, total, before in rows}
     # The n-th of this statement's attempts on a key is number (total - attempts + n).
     seen = Counter(keys)
     verdicts: dict[int, RateLimited | None] = {}
-    for position, (key, cap) in enumerate(zip(keys, caps, strict=True)):
-        total, expires = totals[key]
+    for position, (key, window) in enumerate(zip(keys, windows, strict=True)):
+        total, before = totals[key]
         number = total - seen[key] + 1
         seen[key] -= 1
-        verdicts[position] = None if number <= cap else _limited(expires.timestamp() - now)
+        verdicts[position] = window.judge(before=before, number=number)
     # Back to the caller's order, with None for the limits that are off.
     results: list[RateLimited | None] = []
     position = 0
@@ -140,6 +153,37 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
             results.append(verdicts[position])
             position += 1
     return results
+
+
+@dataclass(frozen=True)
+class _Window:
+    cap: int
+    period: int
+    elapsed: float  # seconds into the current fixed window
+
+    def estimate(self, *, before: int, current: int, elapsed: float) -> float:
+        """Attempts within the last period: the previous window's, weighted by how much of it
+        the last period still covers, plus the current window's."""
+        return before * max(0.0, 1 - elapsed / self.period) + current
+
+    def judge(self, *, before: int, number: int) -> RateLimited | None:
+        if self.estimate(before=before, current=number, elapsed=self.elapsed) <= self.cap:
+            return None
+        return _limited(self.wait(before=before, current=number))
+
+    def wait(self, *, before: int, current: int) -> float:
+        """Seconds until one more attempt passes (this refused one counts, as it did)."""
+        room = self.cap - 1  # what the last period may hold before the next attempt
+        left = self.period - self.elapsed
+        if current <= room and before > 0:
+            # Within this window, once the previous one weighs little enough.
+            needed = self.period * (1 - (room - current) / before) - self.elapsed
+            if needed < left:
+                return max(0.0, needed)
+        # In the next window, this one weighs as the previous: until it weighs little enough.
+        if current <= room:
+            return left
+        return left + self.period * (1 - room / current)
 
 
 def _limited(seconds_left: float) -> RateLimited:

@@ -1,0 +1,67 @@
+"""servicekit.ratelimits: a sliding window, counted atomically in PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from servicekit import ratelimits
+from servicekit.ratelimits import Limit, _Window, count
+
+NAME = "RATE_LIMIT_PROBE_PER_KEY"
+PERIOD = 60.0
+START = 1_800_000_000.0  # the start of a fixed window of 60 s (a multiple of 60)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[float]:
+    settings.RATE_LIMIT_PROBE_PER_KEY = "10/m"
+    now = [START]
+    monkeypatch.setattr(ratelimits.time, "time", lambda: now[0])
+    return now
+
+
+def attempts(n: int, key: str = "k") -> list[bool]:
+    """n attempts in one statement: which passed."""
+    return [verdict is None for verdict in count([Limit(NAME, key)] * n)]
+
+
+@pytest.mark.django_db
+def test_no_burst_across_a_window_edge(clock: list[float]) -> None:
+    clock[0] = START + 59.9
+    assert attempts(10) == [True] * 10
+    clock[0] = START + 60.1  # a new fixed window: fixed windows would allow 10 more now
+    assert attempts(1) == [False]
+    clock[0] = START + 90  # half the last period lies in the previous window: 5 weigh
+    assert attempts(5) == [True] * 4 + [False]
+
+
+@pytest.mark.django_db
+def test_retry_after_is_honest(clock: list[float]) -> None:
+    assert attempts(11) == [True] * 10 + [False]
+    (refused,) = count([Limit(NAME, "k")])
+    assert refused is not None
+    clock[0] += refused.wait
+    assert attempts(1) == [True]
+
+
+@pytest.mark.django_db
+def test_keys_and_limits_count_apart(clock: list[float], settings: Any) -> None:
+    settings.RATE_LIMIT_PROBE_PER_KEY = "2/m"
+    assert attempts(3, key="a") == [True, True, False]
+    assert attempts(2, key="b") == [True, True]
+    settings.RATE_LIMIT_PROBE_PER_KEY = None  # off
+    assert attempts(5, key="a") == [True] * 5
+
+
+@pytest.mark.parametrize(
+    ("before", "elapsed", "passes"),
+    [(0, 0, 10), (10, 0, 0), (10, 30, 5), (10, 54, 9), (4, 45, 9)],
+)
+def test_the_previous_window_weighs_what_the_last_period_still_covers(
+    before: int, elapsed: float, passes: int
+) -> None:
+    window = _Window(cap=10, period=60, elapsed=elapsed)
+    verdicts = [window.judge(before=before, number=n) is None for n in range(1, 12)]
+    assert verdicts == [True] * passes + [False] * (11 - passes)
