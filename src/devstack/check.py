@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,4 +60,5 @@ def run_checks() -> int:
             )
     finally:
         postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0 if all(results) else 1
