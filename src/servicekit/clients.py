@@ -26,10 +26,28 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
 
 
 def _parse(value: str) -> IPAddress | None:
+    """An address, also as some proxies write a hop: with a port (`1.2.3.4:5678`,
+    `[2001:db8::1]:443`)."""
+    value = value.strip()
+    if value.startswith("["):
+        value = value[1 : value.find("]")] if "]" in value else ""
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
     try:
-        return ipaddress.ip_address(value.strip())
+        return ipaddress.ip_address(value)
     except ValueError:
         return None
+
+
+def _identity(address: IPAddress) -> str:
+    """What a per-address limit counts: an IPv4 address (also when written IPv4-mapped), or an
+    IPv6 client's /64, since one host commonly holds a whole /64 and could otherwise take a
+    new address for every attempt."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _trusted(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
@@ -45,7 +63,7 @@ def client_address(request: HasMeta) -> str:
     X-Forwarded-For, so the list is read from the right and every trusted hop skipped: the
     first untrusted one is the client. Everything left of it was written by the client and
     could be anything. A hop that is not an address stops the walk at the proxy that
-    passed it on.
+    passed it on. An IPv6 client is its /64 (see `_identity`).
     """
     remote = _parse(str(request.META.get("REMOTE_ADDR") or ""))
     if remote is None:
@@ -61,4 +79,4 @@ def client_address(request: HasMeta) -> str:
             client = address
             if not _trusted(address, networks):
                 break
-    return str(client)
+    return _identity(client)

@@ -51,7 +51,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 # A rate: "<count>/<period>", the period in s, m, h or d with an optional multiple.
-RATE = re.compile(r"(\d+)/(\d*)([smhd])")
+RATE = re.compile(r"(\d+)/([1-9]\d*)?([smhd])")
 
 
 def env_rate(name: str, default: str) -> str | None:

@@ -3,9 +3,10 @@
 Each limit is a setting `RATE_LIMIT_<ACTION>_PER_<SCOPE>` ("40/h", or None when "off"; see
 servicekit.conf.env_rate), judged over a sliding window of its period: the attempts of the
 current fixed window, plus those of the previous one weighted by how much of it still lies
-within the last period (the sliding-window counter, as Cloudflare and nginx-style limiters
-do). A limited address or account recovers by itself, and no burst across a window edge
-gets more than the rate allows. An attempt is counted
+within the last period (the sliding-window counter). A limited address or account recovers
+by itself as its attempts age out. The previous window is assumed evenly spread, so a burst
+at the very end of one window and another late in the next can pass up to about twice the
+cap within one true period; the long-run rate holds. An attempt is counted
 *before* the work it limits, so a concurrent burst is judged as a burst: at most the limit
 of them get through, however many arrive at once.
 
@@ -142,7 +143,7 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
         total, before = totals[key]
         number = total - seen[key] + 1
         seen[key] -= 1
-        verdicts[position] = window.judge(before=before, number=number)
+        verdicts[position] = window.judge(before=before, number=number, total=total)
     # Back to the caller's order, with None for the limits that are off.
     results: list[RateLimited | None] = []
     position = 0
@@ -166,10 +167,12 @@ class _Window:
         the last period still covers, plus the current window's."""
         return before * max(0.0, 1 - elapsed / self.period) + current
 
-    def judge(self, *, before: int, number: int) -> RateLimited | None:
+    def judge(self, *, before: int, number: int, total: int | None = None) -> RateLimited | None:
+        """The `number`-th attempt of this window passes or not; if not, it waits until the
+        window's count after this statement (`total`) leaves room for one more."""
         if self.estimate(before=before, current=number, elapsed=self.elapsed) <= self.cap:
             return None
-        return _limited(self.wait(before=before, current=number))
+        return _limited(self.wait(before=before, current=max(number, total or 0)))
 
     def wait(self, *, before: int, current: int) -> float:
         """Seconds until one more attempt passes (this refused one counts, as it did)."""

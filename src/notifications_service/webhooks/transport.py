@@ -38,8 +38,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # IPv6 prefixes that carry an IPv4 address in their last 32 bits, which a translator may
 # deliver to: IPv4-compatible (deprecated) and the NAT64 well-known prefix.
 _IPV4_EMBEDDING_PREFIXES = (
-    ipaddress.IPv6Network("::/96"),
-    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64, well-known prefix
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # SIIT, IPv4-translated
+)
+# Never public, whatever `is_global` says: local-use NAT64 (RFC 8215) translates to any
+# IPv4 address, and site-local addresses (deprecated) are still routed inside some sites.
+_NEVER_PUBLIC = (
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("fec0::/10"),
 )
 
 
@@ -71,6 +78,8 @@ def address_allowed(address: IPAddress) -> bool:
     if address.is_multicast or not address.is_global:
         return False
     if isinstance(address, ipaddress.IPv6Address):
+        if any(address in prefix for prefix in _NEVER_PUBLIC):
+            return False
         embedded = [address.ipv4_mapped, address.sixtofour]
         if any(address in prefix for prefix in _IPV4_EMBEDDING_PREFIXES):
             embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))

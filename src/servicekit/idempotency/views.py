@@ -73,8 +73,10 @@ class IdempotentMixin:
         record = self._idempotency_record
         if record is not None:
             self._idempotency_record = None
-            if response.status_code >= 500:
-                # The server failed: a retry with the same key runs the request again.
+            if response.status_code >= 500 or response.status_code == 429:
+                # The server failed, or asked the client to come back later: a retry with
+                # the same key runs the request again (a stored 429 would refuse it for the
+                # key's whole lifetime, whatever Retry-After said).
                 idempotency_key_abandon(record=record)
             else:
                 idempotency_key_complete(

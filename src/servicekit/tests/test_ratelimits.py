@@ -65,3 +65,31 @@ def test_the_previous_window_weighs_what_the_last_period_still_covers(
     window = _Window(cap=10, period=60, elapsed=elapsed)
     verdicts = [window.judge(before=before, number=n) is None for n in range(1, 12)]
     assert verdicts == [True] * passes + [False] * (11 - passes)
+
+
+@pytest.mark.django_db
+def test_retry_after_counts_every_attempt_of_the_statement(
+    clock: list[float], settings: Any
+) -> None:
+    # One batch of five attempts by one caller against 3/m: the fourth's Retry-After must
+    # cover the fifth too, which counted as well.
+    settings.RATE_LIMIT_PROBE_PER_KEY = "3/m"
+    verdicts = count([Limit(NAME, "k")] * 5)
+    assert [v is None for v in verdicts] == [True, True, True, False, False]
+    fourth = verdicts[3]
+    assert fourth is not None
+    clock[0] += fourth.wait
+    assert attempts(1) == [True]
+
+
+@pytest.mark.parametrize("rate", ["5/0m", "5/00h", "/m", "5/w", "5"])
+def test_a_rate_no_window_can_hold_is_refused_at_start(
+    rate: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from servicekit.conf import env_rate
+
+    monkeypatch.setenv("RATE_LIMIT_PROBE_PER_KEY", rate)
+    with pytest.raises(ImproperlyConfigured):
+        env_rate("RATE_LIMIT_PROBE_PER_KEY", "10/m")

@@ -193,8 +193,12 @@ def refresh_rotate(*, refresh: str) -> TokenPair:
 
 def refresh_family_revoke(*, refresh: str) -> None:
     """Logout: the token's whole family stops working. Unknown tokens are ignored."""
-    token = RefreshToken.objects.filter(token_hash=_hash(refresh)).only("family").first()
-    if token is not None:
+    token = RefreshToken.objects.filter(token_hash=_hash(refresh)).only("family", "user").first()
+    if token is None:
+        return
+    with transaction.atomic():
+        # Waits for a rotation in flight (it holds this row), so its successor is revoked too.
+        User.objects.select_for_update().filter(pk=token.user_id).first()
         RefreshToken.objects.filter(family=token.family, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )

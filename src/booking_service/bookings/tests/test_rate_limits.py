@@ -221,3 +221,29 @@ def test_a_request_handed_on_by_the_fast_path_is_counted_once(
     unknown = {"event": 999999, "tickets_booked": 1}
     codes = [client.post("/api/bookings/", unknown, format="json").status_code for _ in "abc"]
     assert codes == [404, 404, 429]
+
+
+@pytest.mark.django_db
+def test_a_limited_answer_is_not_kept_as_the_idempotent_answer(
+    customer: Caller, settings: Any
+) -> None:
+    """A 429 says "come back later": the retry with the same Idempotency-Key, once the limit
+    allows it, runs the request instead of replaying the 429 for the key's lifetime."""
+    settings.RATE_LIMIT_PAYMENT_PER_USER = "1/h"
+    client = customer.client()
+
+    def pay(key: str) -> HttpResponse:
+        response: HttpResponse = client.post(
+            "/api/payments/",
+            {"booking": 999999, "payment_token": "tok_visa"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+        return response
+
+    assert pay("first").status_code == 404
+    assert_limited(pay("second"))
+    settings.RATE_LIMIT_PAYMENT_PER_USER = None  # the window has passed, say
+    retried = pay("second")
+    assert retried.status_code == 404
+    assert "Idempotent-Replayed" not in retried

@@ -200,6 +200,9 @@ def test_a_receiver_on_loopback_is_refused_without_a_connection(net: Net) -> Non
         "::127.0.0.1",
         "2002:7f00:1::",
         "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a00:1",  # local-use NAT64 to 10.0.0.1
+        "::ffff:0:a00:1",  # SIIT-translated 10.0.0.1
+        "fec0::1",  # site-local
     ],
 )
 def test_names_resolving_to_non_public_addresses_are_refused(address: str, net: Net) -> None:
