@@ -110,3 +110,13 @@ def database_rows() -> list[tuple[Any, ...]]:
         *Payment.objects.order_by("id").values_list("id", "status", "updated_at"),
         *OutboxEvent.objects.order_by("event_id").values_list("event_id"),
     ]
+
+
+PROBLEM = "application/problem+json"
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    """The problem+json body of an answer that must have this status."""
+    assert response.status_code == status, response.content  # noqa: S101 (a test helper)
+    assert response["Content-Type"] == PROBLEM  # noqa: S101
+    return dict(response.json())

@@ -95,8 +95,24 @@ def problems(*statuses: int) -> Callable[[Handler], Handler]:
     return decorate
 
 
+def link(
+    operation_id: str,
+    *,
+    parameters: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One OpenAPI link: the operation a client calls next, with values from this answer
+    (`"$response.body#/id"`) as its parameters or its request body."""
+    target: dict[str, Any] = {"operationId": operation_id}
+    if parameters:
+        target["parameters"] = parameters
+    if body:
+        target["requestBody"] = body
+    return target
+
+
 def links(**targets: dict[str, Any]) -> Callable[[Handler], Handler]:
-    """OpenAPI links from this method's success response: `name={"operationId": ..., ...}`."""
+    """OpenAPI links from this method's success response: `name=link(...)`."""
 
     def decorate(handler: Handler) -> Handler:
         handler.openapi_links = {**getattr(handler, "openapi_links", {}), **targets}  # type: ignore[attr-defined]

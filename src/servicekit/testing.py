@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,6 +86,32 @@ def serve_jwks(*issuers: TestTokenIssuer) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def all_at_once(count: int, call: Callable[[], Any], *, timeout: float = 60) -> list[Any]:
+    """Run `call` on `count` threads released together (each with its own database
+    connection, closed after); return what they returned, in the order they finished."""
+    from django.db import connections
+
+    start = threading.Barrier(count)
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        try:
+            start.wait(10)
+            result = call()
+            with lock:
+                results.append(result)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results
 
 
 def current_database_url() -> str:

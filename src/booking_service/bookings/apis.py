@@ -22,7 +22,7 @@ from booking_service.common import actor_of, id_field, not_found, path_id
 from servicekit.clients import client_address
 from servicekit.fields import INT32_MAX, IntegerField, QuerySerializer
 from servicekit.idempotency.views import IdempotentMixin
-from servicekit.openapi import links, problems
+from servicekit.openapi import link, links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.ratelimits import rate_limit_all
 
@@ -91,22 +91,13 @@ class BookingCreateApi(IdempotentMixin, APIView):
     @extend_schema(request=BookingInputSerializer, responses={201: BookingOutputSerializer})
     @problems(404, 409, 422, 429)
     @links(
-        GetBooking={
-            "operationId": "api_bookings_retrieve",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        CancelBooking={
-            "operationId": "api_bookings_destroy",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        PayBooking={
-            "operationId": "api_payments_create",
-            "requestBody": {"booking": "$response.body#/id", "payment_token": "tok_visa"},
-        },
-        BookingPayments={
-            "operationId": "api_payments_list",
-            "parameters": {"booking": "$response.body#/id"},
-        },
+        GetBooking=link("api_bookings_retrieve", parameters={"id": "$response.body#/id"}),
+        CancelBooking=link("api_bookings_destroy", parameters={"id": "$response.body#/id"}),
+        PayBooking=link(
+            "api_payments_create",
+            body={"booking": "$response.body#/id", "payment_token": "tok_visa"},
+        ),
+        BookingPayments=link("api_payments_list", parameters={"booking": "$response.body#/id"}),
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)

@@ -18,7 +18,7 @@ from booking_service.events.selectors import event_get, event_list
 from booking_service.events.services import event_cancel, event_create, event_update
 from servicekit.fields import IntegerField, QuerySerializer, TextField, UUIDField, validate_range
 from servicekit.microcache import MicroCache
-from servicekit.openapi import links, problems
+from servicekit.openapi import link, links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -75,23 +75,15 @@ class EventCreateApi(APIView):
     @extend_schema(request=EventCreateInputSerializer, responses={201: EventOutputSerializer})
     @problems(422)
     @links(
-        GetEvent={"operationId": "api_events_retrieve", "parameters": {"id": "$response.body#/id"}},
-        UpdateEvent={
-            "operationId": "api_events_partial_update",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        CancelEvent={
-            "operationId": "api_events_destroy",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        BookTickets={
-            "operationId": "api_bookings_create",
-            "requestBody": {"event": "$response.body#/id", "tickets_booked": 1},
-        },
-        EventAvailability={
-            "operationId": "api_availability_retrieve",
-            "parameters": {"event": "$response.body#/id"},
-        },
+        GetEvent=link("api_events_retrieve", parameters={"id": "$response.body#/id"}),
+        UpdateEvent=link("api_events_partial_update", parameters={"id": "$response.body#/id"}),
+        CancelEvent=link("api_events_destroy", parameters={"id": "$response.body#/id"}),
+        BookTickets=link(
+            "api_bookings_create", body={"event": "$response.body#/id", "tickets_booked": 1}
+        ),
+        EventAvailability=link(
+            "api_availability_retrieve", parameters={"event": "$response.body#/id"}
+        ),
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)

@@ -17,7 +17,7 @@ from booking_service.payments.services import PaymentOutcome, payment_create
 from servicekit.clients import client_address
 from servicekit.fields import QuerySerializer, TextField
 from servicekit.idempotency.views import IdempotentMixin
-from servicekit.openapi import links, problems
+from servicekit.openapi import link, links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.problems import Problem
 from servicekit.ratelimits import rate_limit_all
@@ -83,14 +83,8 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
     )
     @problems(402, 404, 409, 422, 429)
     @links(
-        GetPayment={
-            "operationId": "api_payments_retrieve",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        GetPaidBooking={
-            "operationId": "api_bookings_retrieve",
-            "parameters": {"id": "$response.body#/booking"},
-        },
+        GetPayment=link("api_payments_retrieve", parameters={"id": "$response.body#/id"}),
+        GetPaidBooking=link("api_bookings_retrieve", parameters={"id": "$response.body#/booking"}),
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)

@@ -28,7 +28,7 @@ from servicekit.fields import (
     TimezoneField,
     validate_range,
 )
-from servicekit.openapi import links, problems
+from servicekit.openapi import link, links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -94,22 +94,14 @@ class ResourceListCreateApi(APIView):
     @extend_schema(request=ResourceInputSerializer, responses={201: ResourceOutputSerializer})
     @problems(422)
     @links(
-        GetResource={
-            "operationId": "api_resources_retrieve",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        UpdateResource={
-            "operationId": "api_resources_partial_update",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        DeleteResource={
-            "operationId": "api_resources_destroy",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        ResourceAvailability={
-            "operationId": "api_availability_retrieve",
-            "parameters": {"resource": "$response.body#/id"},
-        },
+        GetResource=link("api_resources_retrieve", parameters={"id": "$response.body#/id"}),
+        UpdateResource=link(
+            "api_resources_partial_update", parameters={"id": "$response.body#/id"}
+        ),
+        DeleteResource=link("api_resources_destroy", parameters={"id": "$response.body#/id"}),
+        ResourceAvailability=link(
+            "api_availability_retrieve", parameters={"resource": "$response.body#/id"}
+        ),
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)

@@ -24,7 +24,7 @@ from notifications_service.webhooks.services import (
 )
 from servicekit.auth import Principal
 from servicekit.fields import BooleanField, TextField, UrlField
-from servicekit.openapi import links, problems
+from servicekit.openapi import link, links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsOrganizerOrAdmin
 
@@ -138,17 +138,11 @@ class WebhookListCreateApi(APIView):
     )
     @problems(409)
     @links(
-        GetWebhook={"operationId": "webhook_get", "parameters": {"id": "$response.body#/id"}},
-        UpdateWebhook={"operationId": "webhook_update", "parameters": {"id": "$response.body#/id"}},
-        DeleteWebhook={"operationId": "webhook_delete", "parameters": {"id": "$response.body#/id"}},
-        RotateSecret={
-            "operationId": "webhook_rotate_secret",
-            "parameters": {"id": "$response.body#/id"},
-        },
-        Deliveries={
-            "operationId": "webhook_delivery_list",
-            "parameters": {"id": "$response.body#/id"},
-        },
+        GetWebhook=link("webhook_get", parameters={"id": "$response.body#/id"}),
+        UpdateWebhook=link("webhook_update", parameters={"id": "$response.body#/id"}),
+        DeleteWebhook=link("webhook_delete", parameters={"id": "$response.body#/id"}),
+        RotateSecret=link("webhook_rotate_secret", parameters={"id": "$response.body#/id"}),
+        Deliveries=link("webhook_delivery_list", parameters={"id": "$response.body#/id"}),
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)

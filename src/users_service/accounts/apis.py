@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from servicekit.auth import Principal
 from servicekit.clients import client_address
 from servicekit.fields import EmailField, QuerySerializer, StringField, TextField
-from servicekit.openapi import links, problems
+from servicekit.openapi import link, links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsAdmin, IsHuman
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
@@ -52,10 +52,10 @@ class RegisterApi(APIView):
     @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer})
     @problems(429)
     @links(
-        LogIn={
-            "operationId": "api_users_login_create",
-            "requestBody": {"email": "$request.body#/email", "password": "$request.body#/password"},
-        },
+        LogIn=link(
+            "api_users_login_create",
+            body={"email": "$request.body#/email", "password": "$request.body#/password"},
+        ),
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)

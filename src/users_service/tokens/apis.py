@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from servicekit.clients import client_address
 from servicekit.fields import StringField, TextField
-from servicekit.openapi import links, problems
+from servicekit.openapi import link, links, problems
 from servicekit.permissions import IsHuman
 from users_service.accounts.apis import UserOutputSerializer, principal_of
 from users_service.tokens.selectors import jwks_document
@@ -49,18 +49,9 @@ class LoginApi(_PublicApi):
     @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
     @problems(401, 429)
     @links(
-        GetSelf={
-            "operationId": "api_users_retrieve",
-            "parameters": {"id": "$response.body#/user/id"},
-        },
-        Refresh={
-            "operationId": "api_users_token_refresh_create",
-            "requestBody": {"refresh": "$response.body#/refresh"},
-        },
-        LogOut={
-            "operationId": "api_users_logout_create",
-            "requestBody": {"refresh": "$response.body#/refresh"},
-        },
+        GetSelf=link("api_users_retrieve", parameters={"id": "$response.body#/user/id"}),
+        Refresh=link("api_users_token_refresh_create", body={"refresh": "$response.body#/refresh"}),
+        LogOut=link("api_users_logout_create", body={"refresh": "$response.body#/refresh"}),
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -76,14 +67,10 @@ class RefreshApi(_PublicApi):
     @extend_schema(request=InputSerializer, responses={200: TokenPairOutputSerializer})
     @problems(401, 429)
     @links(
-        RefreshAgain={
-            "operationId": "api_users_token_refresh_create",
-            "requestBody": {"refresh": "$response.body#/refresh"},
-        },
-        LogOut={
-            "operationId": "api_users_logout_create",
-            "requestBody": {"refresh": "$response.body#/refresh"},
-        },
+        RefreshAgain=link(
+            "api_users_token_refresh_create", body={"refresh": "$response.body#/refresh"}
+        ),
+        LogOut=link("api_users_logout_create", body={"refresh": "$response.body#/refresh"}),
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)

@@ -9,7 +9,14 @@ from rest_framework.test import APIClient
 
 from booking_service.bookings.models import Booking
 from booking_service.events.models import Event
-from booking_service.testing import Caller, database_rows, make_event, make_resource, next_slot
+from booking_service.testing import (
+    Caller,
+    database_rows,
+    make_event,
+    make_resource,
+    next_slot,
+    problem,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -230,12 +237,6 @@ def test_booking_list_runs_a_constant_number_of_queries(customer: Caller, settin
     with CaptureQueriesContext(connection) as many:
         assert client.get("/api/bookings/").json()["count"] == 11
     assert len(one) == len(many) <= 2
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    return dict(response.json())
 
 
 @pytest.fixture

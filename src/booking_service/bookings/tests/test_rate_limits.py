@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 
@@ -19,6 +17,7 @@ from booking_service.events.models import Event
 from booking_service.payments.models import Payment
 from booking_service.testing import Caller, make_event
 from servicekit.models import CacheEntry
+from servicekit.testing import all_at_once
 
 PROXY = "10.0.0.1"
 
@@ -131,24 +130,7 @@ def test_a_concurrent_burst_is_judged_as_a_burst(
     settings.RATE_LIMIT_BOOKING_PER_USER = "3/h"
     event = make_event(total_tickets=100)
     burst = 10
-    start = threading.Barrier(burst)
-    codes: list[int] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        try:
-            start.wait(10)
-            code = book(customer, event).status_code
-            with lock:
-                codes.append(code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=one) for _ in range(burst)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    codes = all_at_once(burst, lambda: book(customer, event).status_code)
     assert sorted(codes) == [201] * 3 + [429] * (burst - 3)
     assert Booking.objects.count() == 3
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from booking_service.events.models import Event, EventStatus
-from booking_service.testing import Caller, database_rows, make_event
+from booking_service.testing import Caller, database_rows, make_event, problem
 from servicekit.outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -211,12 +211,6 @@ def test_total_tickets_cannot_go_below_held_and_sold(organizer: Caller, customer
     assert response.json()["taken_tickets"] == 4
     response = organizer.client().patch(url, {"total_tickets": 6}, format="json")
     assert (response.json()["total_tickets"], response.json()["available_tickets"]) == (6, 2)
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    return dict(response.json())
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from booking_service.bookings.models import Booking
 from booking_service.resources.models import Resource
-from booking_service.testing import Caller, database_rows, make_resource, next_slot
+from booking_service.testing import Caller, database_rows, make_resource, next_slot, problem
 
 pytestmark = pytest.mark.django_db
 
@@ -141,12 +141,6 @@ def test_bad_availability_queries_are_4xx(query: str) -> None:
     response = APIClient().get("/api/availability/" + query.replace("RES", str(resource.pk)))
     assert 400 <= response.status_code < 500
     assert response["Content-Type"] == PROBLEM
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    return dict(response.json())
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,10 @@ def _in_thread(target: Callable[[], Any], errors: list[BaseException]) -> thread
     return thread
 
 
+@pytest.mark.parametrize("logout", ["everywhere", "this session"])
 @pytest.mark.django_db(transaction=True)
-def test_log_out_everywhere_also_ends_a_refresh_in_flight(
-    customer: User, monkeypatch: pytest.MonkeyPatch
+def test_log_out_also_ends_a_refresh_in_flight(
+    customer: User, monkeypatch: pytest.MonkeyPatch, logout: str
 ) -> None:
     pair = services.login(email=customer.email, password=PASSWORD, address="192.0.2.1")
     successor_written, go_on = threading.Event(), threading.Event()
@@ -56,38 +57,14 @@ def test_log_out_everywhere_also_ends_a_refresh_in_flight(
     errors: list[BaseException] = []
     rotation = _in_thread(lambda: services.refresh_rotate(refresh=pair.refresh), errors)
     assert successor_written.wait(10)
-    revocation = _in_thread(lambda: services.refresh_families_revoke(user_id=customer.pk), errors)
-    deadline = time.monotonic() + 10
-    while not _waiting_on_a_lock():  # the revocation waits for the rotation
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    go_on.set()
-    rotation.join(10)
-    revocation.join(10)
-    assert not errors
-    assert RefreshToken.objects.count() == 2
-    assert not RefreshToken.objects.filter(revoked_at__isnull=True).exists()
 
+    def revoke() -> None:
+        if logout == "everywhere":
+            services.refresh_families_revoke(user_id=customer.pk)
+        else:
+            services.refresh_family_revoke(refresh=pair.refresh)
 
-@pytest.mark.django_db(transaction=True)
-def test_log_out_also_ends_a_refresh_in_flight_of_its_session(
-    customer: User, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pair = services.login(email=customer.email, password=PASSWORD, address="192.0.2.1")
-    successor_written, go_on = threading.Event(), threading.Event()
-    create = services._refresh_token_create
-
-    def create_then_pause(**kwargs: Any) -> str:
-        raw = create(**kwargs)
-        successor_written.set()
-        go_on.wait(10)  # still inside the rotation's transaction
-        return raw
-
-    monkeypatch.setattr(services, "_refresh_token_create", create_then_pause)
-    errors: list[BaseException] = []
-    rotation = _in_thread(lambda: services.refresh_rotate(refresh=pair.refresh), errors)
-    assert successor_written.wait(10)
-    revocation = _in_thread(lambda: services.refresh_family_revoke(refresh=pair.refresh), errors)
+    revocation = _in_thread(revoke, errors)
     deadline = time.monotonic() + 10
     while not _waiting_on_a_lock():  # the revocation waits for the rotation
         assert time.monotonic() < deadline

@@ -2,18 +2,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from servicekit.testing import current_database_url, service_process
+from servicekit.testing import all_at_once, current_database_url, service_process
 from users_service.accounts.models import User, email_canonical
 from users_service.conftest import PASSWORD, login_client
 
@@ -231,25 +229,9 @@ def test_a_concurrent_burst_is_judged_as_a_burst(customer: User) -> None:
     """Twelve wrong passwords at once, each on its own thread and connection: only the
     first five are counted in time to reach the password check."""
     burst = 12
-    start = threading.Barrier(burst)
-    codes: list[int] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        try:
-            client = APIClient()
-            start.wait(10)
-            code = attempt(client, customer.email, WRONG, "10.4.4.4").status_code
-            with lock:
-                codes.append(code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=one) for _ in range(burst)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    codes = all_at_once(
+        burst, lambda: attempt(APIClient(), customer.email, WRONG, "10.4.4.4").status_code
+    )
     assert sorted(codes) == [401] * 5 + [429] * (burst - 5)
 
 
