@@ -5,6 +5,9 @@ acknowledgement, so a power loss cannot lose what a publisher was told is stored
 
 The server ends with the process that started it (see devstack.process), and writes its pid
 to `nats.pid` in its data folder, so a start can stop one that a killed run left behind.
+
+`NatsCluster` runs several such servers as one JetStream cluster on loopback ports (the
+fault suite's three nodes), each with its own store, joined by cluster routes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -32,11 +38,31 @@ def nats_server_binary() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class ClusterMembership:
+    """Where a node listens for its peers, and the routes to all of them (its own is ignored)."""
+
+    name: str
+    port: int
+    routes: tuple[int, ...]
+    monitor_port: int
+
+
 class EmbeddedNats:
-    def __init__(self, data_dir: Path, *, port: int | None = None, ephemeral: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        ephemeral: bool = False,
+        server_name: str = "turnstile-dev",
+        cluster: ClusterMembership | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.ephemeral = ephemeral
+        self.server_name = server_name
+        self.cluster = cluster
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,20 +80,26 @@ class EmbeddedNats:
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store = self.data_dir / "jetstream"
-        self.config_path.write_text(
-            "\n".join(
-                [
-                    "server_name: turnstile-dev",
-                    f"listen: 127.0.0.1:{self.port}",
-                    f'pid_file: "{self.pid_path}"',
-                    "jetstream {",
-                    f'  store_dir: "{store}"',
-                    "  sync_interval: always",
-                    "}",
-                    "",
-                ]
-            )
-        )
+        lines = [
+            f"server_name: {self.server_name}",
+            f"listen: 127.0.0.1:{self.port}",
+            f'pid_file: "{self.pid_path}"',
+            "jetstream {",
+            f'  store_dir: "{store}"',
+            "  sync_interval: always",
+            "}",
+        ]
+        if self.cluster is not None:
+            routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in self.cluster.routes)
+            lines += [
+                f"http: 127.0.0.1:{self.cluster.monitor_port}",
+                "cluster {",
+                f"  name: {self.cluster.name}",
+                f"  listen: 127.0.0.1:{self.cluster.port}",
+                f"  routes: [{routes}]",
+                "}",
+            ]
+        self.config_path.write_text("\n".join([*lines, ""]))
 
     def leftover(self) -> psutil.Process | None:
         """The nats-server of this data folder still running from an earlier run, if any.
@@ -136,3 +168,86 @@ class EmbeddedNats:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its peers and clients see it hang, not close."""
+        if self.running():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.running():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGCONT)
+
+
+class NatsCluster:
+    """A JetStream cluster of `size` nodes on loopback ports, in `data_dir/node<N>`.
+
+    Nodes are killed, restarted (on the same store) and paused one at a time by whoever
+    holds it; `url` lists every node, as a client configured for the cluster gets it.
+    """
+
+    def __init__(self, data_dir: Path, *, size: int = 3, name: str = "turnstile") -> None:
+        self.data_dir = data_dir.resolve()
+        cluster_ports = [free_port() for _ in range(size)]
+        self.nodes = [
+            EmbeddedNats(
+                self.data_dir / f"node{index}",
+                server_name=f"{name}-{index}",
+                cluster=ClusterMembership(
+                    name=name,
+                    port=cluster_ports[index],
+                    routes=tuple(cluster_ports),
+                    monitor_port=free_port(),
+                ),
+            )
+            for index in range(size)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    @property
+    def url(self) -> str:
+        return ",".join(self.urls)
+
+    def start(self, timeout: float = 30.0) -> NatsCluster:
+        for node in self.nodes:
+            node.start()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until every running node says JetStream is healthy (a meta leader is known)."""
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            while node.running() and not healthy(node):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nats {node.server_name} not healthy; see {node.data_dir}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.resume()  # a paused server cannot act on SIGTERM
+            node.stop()
+
+
+def healthy(node: EmbeddedNats) -> bool:
+    """The node's own health check: connected to its peers, JetStream current."""
+    if node.cluster is None:
+        return node.running()
+    url = f"http://127.0.0.1:{node.cluster.monitor_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
