@@ -38,8 +38,8 @@ from typing import Any
 
 from devstack.paths import ROOT, free_port
 from devstack.process import popen_owned
-from devstack.services import available_services
-from devstack.stack import manage_argv, seed
+from devstack.services import Service, available_services
+from devstack.stack import manage_argv, migrate, seed, server_argv
 
 CONFIG = ROOT / "schemathesis.toml"
 # Fixed seeds, so a CI failure replays: `dev.py fuzz --seed N` runs the same cases.
@@ -124,6 +124,44 @@ def _wait_ready(url: str, timeout: float = 90.0) -> bool:
     return False
 
 
+def isolated_env(
+    service: Service,
+    *,
+    database_url: str,
+    nats_url: str,
+    secret_key: str,
+    users_url: str,
+    mail_port: int,
+    mail_dir: Path,
+) -> dict[str, str]:
+    """The environment of a service in a stack of its own (free ports, its own SMTP sink)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": service.settings_module,
+            "DATABASE_URL": database_url,
+            "NATS_URL": nats_url,
+            "SECRET_KEY": secret_key,
+            "PYTHONUNBUFFERED": "1",
+            "JWT_JWKS_URL": f"{users_url}/.well-known/jwks.json",
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(mail_port),
+            "MAIL_DIR": str(mail_dir),
+            "LOG_LEVEL": "WARNING",
+            # Every request of the fuzzer and of this harness comes from 127.0.0.1:
+            # per-address limits would soon refuse them all, and the harness's own
+            # refreshes between rounds with them. A load generator switches them off;
+            # the per-account and per-user limits stay as in production.
+            "RATE_LIMIT_LOGIN_PER_ADDRESS": "off",
+            "RATE_LIMIT_REGISTER_PER_ADDRESS": "off",
+            "RATE_LIMIT_REFRESH_PER_ADDRESS": "off",
+            "RATE_LIMIT_BOOKING_PER_ADDRESS": "off",
+            "RATE_LIMIT_PAYMENT_PER_ADDRESS": "off",
+        }
+    )
+    return env
+
+
 @contextlib.contextmanager
 def own_stack(
     *, database_url: Any, nats_url: str, secret_key: str, workdir: Path
@@ -146,45 +184,26 @@ def own_stack(
         )  # fmt: skip
         envs: dict[str, dict[str, str]] = {}
         for service in services:
-            env = dict(os.environ)
-            env.update(
-                {
-                    "DJANGO_SETTINGS_MODULE": service.settings_module,
-                    "DATABASE_URL": database_url(f"fuzz_{service.database}"),
-                    "NATS_URL": nats_url,
-                    "SECRET_KEY": secret_key,
-                    "PYTHONUNBUFFERED": "1",
-                    "JWT_JWKS_URL": f"{stack.base_url('users')}/.well-known/jwks.json",
-                    "EMAIL_HOST": "127.0.0.1",
-                    "EMAIL_PORT": str(stack.mail_port),
-                    "MAIL_DIR": str(stack.mail_dir),
-                    "LOG_LEVEL": "WARNING",
-                    # Every request of the fuzzer and of this harness comes from 127.0.0.1:
-                    # per-address limits would soon refuse them all, and the harness's own
-                    # refreshes between rounds with them. A load generator switches them off;
-                    # the per-account and per-user limits stay as in production.
-                    "RATE_LIMIT_LOGIN_PER_ADDRESS": "off",
-                    "RATE_LIMIT_REGISTER_PER_ADDRESS": "off",
-                    "RATE_LIMIT_REFRESH_PER_ADDRESS": "off",
-                    "RATE_LIMIT_BOOKING_PER_ADDRESS": "off",
-                    "RATE_LIMIT_PAYMENT_PER_ADDRESS": "off",
-                }
+            env = isolated_env(
+                service,
+                database_url=database_url(f"fuzz_{service.database}"),
+                nats_url=nats_url,
+                secret_key=secret_key,
+                users_url=stack.base_url("users"),
+                mail_port=stack.mail_port,
+                mail_dir=stack.mail_dir,
             )
             envs[service.name] = env
-            subprocess.run(
-                manage_argv(service, "migrate", "--noinput", "-v", "0"), env=env, check=True
-            )
+            migrate(service, env)
         context = seed(services, envs)
         stack.accounts = context.get("users", {}).get("accounts", [])
         for service in services:
             env = envs[service.name]
             stack.start_process(
                 service.name,
-                [sys.executable, "-m", "gunicorn", f"{service.package}.wsgi:application",
-                 "-c", "python:servicekit.gunicorn_conf",
-                 "--bind", f"127.0.0.1:{stack.ports[service.name]}", "--workers", "2"],
+                server_argv(service, 2, host="127.0.0.1", port=stack.ports[service.name]),
                 env,
-            )  # fmt: skip
+            )
             for worker in service.workers:
                 stack.start_process(
                     f"{service.name}-{worker.name}", manage_argv(service, *worker.command), env

@@ -57,12 +57,14 @@ class EmbeddedNats:
         ephemeral: bool = False,
         server_name: str = "turnstile-dev",
         cluster: ClusterMembership | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.ephemeral = ephemeral
         self.server_name = server_name
         self.cluster = cluster
+        self.log_path = log_path or self.data_dir / "nats.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -134,14 +136,15 @@ class EmbeddedNats:
                 "set NATS_URL to use that server."
             )
         self.write_config()
-        log = (self.data_dir / "nats.log").open("ab")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
         self.process = popen_owned(
             [nats_server_binary(), "-c", str(self.config_path)], stdout=log, stderr=log
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited; see {self.data_dir / 'nats.log'}")
+                raise RuntimeError(f"nats-server exited; see {self.log_path}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                     if sock.recv(4) == b"INFO":
@@ -195,7 +198,14 @@ class NatsCluster:
     holds it; `url` lists every node, as a client configured for the cluster gets it.
     """
 
-    def __init__(self, data_dir: Path, *, size: int = 3, name: str = "turnstile") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        size: int = 3,
+        name: str = "turnstile",
+        logs_dir: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         cluster_ports = [free_port() for _ in range(size)]
         self.nodes = [
@@ -208,6 +218,7 @@ class NatsCluster:
                     routes=tuple(cluster_ports),
                     monitor_port=free_port(),
                 ),
+                log_path=None if logs_dir is None else logs_dir / f"nats-{index}.log",
             )
             for index in range(size)
         ]
@@ -232,7 +243,7 @@ class NatsCluster:
         for node in self.nodes:
             while node.running() and not healthy(node):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"nats {node.server_name} not healthy; see {node.data_dir}")
+                    raise RuntimeError(f"nats {node.server_name} not healthy; see {node.log_path}")
                 time.sleep(0.2)
 
     def stop(self) -> None:

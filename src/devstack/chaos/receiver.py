@@ -111,6 +111,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
+        if self.path == "/health":
+            return
         print(f"{self.address_string()} {format % args}", flush=True)
 
 
