@@ -39,6 +39,7 @@ MIDDLEWARE = [
     # collect, no CDN, no other server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "servicekit.middleware.DatabaseUnavailableMiddleware",
 ]
 
 TEMPLATES = [

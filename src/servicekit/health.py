@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -79,8 +79,18 @@ def check_bus(timeout: float = 1.0) -> Check:
 def run_checks() -> list[Check]:
     checks = [check_database(), check_bus()]
     for path in getattr(settings, "HEALTH_CHECKS", []):
-        checks.append(import_string(path)())
+        checks.append(_run_check(path))
     return checks
+
+
+def _run_check(path: str) -> Check:
+    """A service's own check; one that cannot run (its database is down, say) has failed:
+    readiness then answers 503, never 500."""
+    try:
+        return cast(Check, import_string(path)())
+    except Exception as exc:
+        name = path.rpartition(".")[2].removeprefix("check_")
+        return Check(name, False, f"{type(exc).__name__}: {exc}")
 
 
 class LiveApi(APIView):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from servicekit.problems import problem_response
+from servicekit.problems import UNAVAILABLE_RETRY_AFTER, database_unavailable, problem_response
+
+logger = logging.getLogger(__name__)
 
 
 class UrlLengthLimitMiddleware:
@@ -31,3 +34,25 @@ class UrlLengthLimitMiddleware:
                 code="uri-too-long",
             )
         return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """A database failure that escapes a view (a commit that failed as the database went
+    away, say) answers 503 with Retry-After, as the views' own handler does, not 500: the
+    client may retry. Errors of other kinds stay 500s."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not database_unavailable(exception):
+            return None
+        logger.warning("database unavailable: %s %s", request.method, request.path, exc_info=True)
+        response = problem_response(
+            503, detail="The service cannot reach its database; retry shortly.", code="unavailable"
+        )
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response

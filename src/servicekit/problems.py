@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -62,6 +62,10 @@ class Unprocessable(Problem):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "unprocessable"
     default_detail = "The request is well-formed but cannot be processed."
+
+
+# Seconds a client waits before retrying after a 503 for the database.
+UNAVAILABLE_RETRY_AFTER = 2
 
 
 def body_too_large() -> Problem:
@@ -136,6 +140,8 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
             code="busy",
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+    elif database_unavailable(exc):
+        exc = unavailable()
 
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: Django logs it and handler500 answers
@@ -171,6 +177,24 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     return Response(
         body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE
     )
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """A transient failure of the database, not of the request: the connection was refused
+    or lost (PostgreSQL down, restarting, a backend terminated), or the transaction lost a
+    serialization or deadlock race. Nothing the request changed was committed, unless the
+    commit itself was under way; an `Idempotency-Key` makes the retry safe either way."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def unavailable() -> Problem:
+    problem = Problem(
+        "The service cannot reach its database; retry shortly.",
+        code="unavailable",
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+    problem.wait = UNAVAILABLE_RETRY_AFTER  # type: ignore[attr-defined]
+    return problem
 
 
 def _is_statement_timeout(exc: DatabaseError) -> bool:

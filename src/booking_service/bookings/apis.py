@@ -88,6 +88,16 @@ class BookingInputSerializer(serializers.Serializer[Any]):
 class BookingCreateApi(IdempotentMixin, APIView):
     idempotency_scope = "bookings.create"
 
+    def check_throttles(self, request: Request) -> None:
+        super().check_throttles(request)
+        # Counted before the work (and before an Idempotency-Key's transaction opens); the
+        # flash-sale path already counted what it hands on.
+        if request.method == "POST" and not getattr(request._request, COUNTED_ATTRIBUTE, False):
+            rate_limit_all(
+                action="booking",
+                keys={"address": client_address(request), "user": str(actor_of(request).id)},
+            )
+
     @extend_schema(request=BookingInputSerializer, responses={201: BookingOutputSerializer})
     @problems(404, 409, 422, 429)
     @links(
@@ -101,12 +111,6 @@ class BookingCreateApi(IdempotentMixin, APIView):
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)
-        # Counted before the work; the flash-sale path already counted what it hands on.
-        if not getattr(request, COUNTED_ATTRIBUTE, False):
-            rate_limit_all(
-                action="booking",
-                keys={"address": client_address(request), "user": str(actor.id)},
-            )
         serializer = BookingInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -13,7 +13,12 @@ from rest_framework.views import APIView
 from booking_service.common import actor_of, id_field, not_found, path_id
 from booking_service.payments.models import Payment
 from booking_service.payments.selectors import payment_get, payment_list
-from booking_service.payments.services import PaymentOutcome, payment_create
+from booking_service.payments.services import (
+    PaymentOutcome,
+    PaymentResult,
+    payment_create,
+    payment_resume,
+)
 from servicekit.clients import client_address
 from servicekit.fields import QuerySerializer, TextField
 from servicekit.idempotency.views import IdempotentMixin
@@ -48,6 +53,9 @@ class PaymentOutputSerializer(serializers.ModelSerializer[Payment]):
 
 class PaymentListCreateApi(IdempotentMixin, APIView):
     idempotency_scope = "payments.create"
+    # The provider is called between two transactions: the pending payment commits with the
+    # key's recovery point, and a retry that finds it resumes from that payment.
+    idempotency_phases = True
 
     class InputSerializer(serializers.Serializer[Any]):
         booking = id_field()
@@ -62,6 +70,15 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
 
     class FilterSerializer(QuerySerializer):
         booking = id_field(required=False)
+
+    def check_throttles(self, request: Request) -> None:
+        super().check_throttles(request)
+        if request.method == "POST":
+            # Counted before the work: card testing is many attempts, most of them declined.
+            rate_limit_all(
+                action="payment",
+                keys={"address": client_address(request), "user": str(actor_of(request).id)},
+            )
 
     @extend_schema(
         request=InputSerializer,
@@ -88,10 +105,6 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
     )
     def post(self, request: Request) -> Response:
         actor = actor_of(request)
-        # Counted before the work: card testing is many attempts, most of them declined.
-        rate_limit_all(
-            action="payment", keys={"address": client_address(request), "user": str(actor.id)}
-        )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -100,26 +113,12 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
             user_id=actor.id,
             payment_token=data["payment_token"],
             amount=data.get("amount"),
+            on_created=lambda payment: self.idempotency_checkpoint({"payment": payment.pk}),
         )
-        body = PaymentOutputSerializer(result.payment).data
-        if result.outcome == PaymentOutcome.PENDING:
-            location = reverse("payment-detail", kwargs={"pk": result.payment.pk})
-            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
-        if result.outcome == PaymentOutcome.FAILED:
-            raise Problem(
-                "The payment was declined; the booking stays pending until its hold ends.",
-                code="payment-failed",
-                status_code=status.HTTP_402_PAYMENT_REQUIRED,
-                extra={"payment": body},
-            )
-        if result.outcome == PaymentOutcome.REFUNDED:
-            raise Problem(
-                "The hold expired while the payment was processed; the charge was refunded.",
-                code="hold-expired",
-                status_code=status.HTTP_409_CONFLICT,
-                extra={"payment": body},
-            )
-        return Response(body, status=status.HTTP_201_CREATED)
+        return _answer(result)
+
+    def idempotent_resume(self, request: Request, recovery_point: Any) -> Response:
+        return _answer(payment_resume(payment_id=recovery_point["payment"]))
 
     @extend_schema(
         parameters=[FilterSerializer], responses={200: PaymentOutputSerializer(many=True)}
@@ -132,6 +131,28 @@ class PaymentListCreateApi(IdempotentMixin, APIView):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(payments, request, view=self)
         return paginator.get_paginated_response(PaymentOutputSerializer(page, many=True).data)
+
+
+def _answer(result: PaymentResult) -> Response:
+    body = PaymentOutputSerializer(result.payment).data
+    if result.outcome == PaymentOutcome.PENDING:
+        location = reverse("payment-detail", kwargs={"pk": result.payment.pk})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+    if result.outcome == PaymentOutcome.FAILED:
+        raise Problem(
+            "The payment was declined; the booking stays pending until its hold ends.",
+            code="payment-failed",
+            status_code=status.HTTP_402_PAYMENT_REQUIRED,
+            extra={"payment": body},
+        )
+    if result.outcome == PaymentOutcome.REFUNDED:
+        raise Problem(
+            "The hold expired while the payment was processed; the charge was refunded.",
+            code="hold-expired",
+            status_code=status.HTTP_409_CONFLICT,
+            extra={"payment": body},
+        )
+    return Response(body, status=status.HTTP_201_CREATED)
 
 
 class PaymentDetailApi(APIView):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -63,7 +64,10 @@ def payment_create(
     user_id: uuid.UUID,
     payment_token: str,
     amount: Decimal | None = None,
+    on_created: Callable[[Payment], None] | None = None,
 ) -> PaymentResult:
+    """Charge the booking. `on_created` runs in the transaction that commits the pending
+    payment (the view records its Idempotency-Key's recovery point there)."""
     booking = (
         Booking.objects.select_related("event", "resource")
         .filter(pk=booking_id, user_id=user_id)
@@ -99,17 +103,24 @@ def payment_create(
                 provider=provider.name,
                 payment_token=payment_token,
             )
+            if on_created is not None:
+                on_created(payment)
     except IntegrityError as exc:
         live = booking.payments.filter(status=PaymentStatus.PENDING).first()
         if live is not None:
             raise _payment_in_progress(live) from exc
         raise Conflict("The booking is already paid.", code="already-paid") from exc
 
+    return _payment_charge(payment)
+
+
+def _payment_charge(payment: Payment) -> PaymentResult:
+    """Ask the provider (with the payment's own idempotency key) and settle the answer."""
     try:
-        result = provider.charge(
+        result = get_payment_provider().charge(
             amount=payment.amount,
             currency=payment.currency,
-            token=payment_token,
+            token=payment.payment_token,
             idempotency_key=str(payment.provider_idempotency_key),
         )
     except Exception:
@@ -121,8 +132,17 @@ def payment_create(
             exc_info=True,
         )
         return PaymentResult(payment, PaymentOutcome.PENDING)
-
     return _payment_settle(payment_id=payment.pk, result=result)
+
+
+def payment_resume(*, payment_id: int) -> PaymentResult:
+    """Where a payment request that left no answer got to (its process died, or it failed
+    after the payment row committed): a settled payment's outcome, or, still pending, the
+    provider asked again with the same key and the answer settled. Never a second charge."""
+    payment = Payment.objects.select_related("booking").get(pk=payment_id)
+    if payment.status == PaymentStatus.PENDING:
+        return _payment_charge(payment)
+    return PaymentResult(payment, _outcome_of(payment))
 
 
 def _payment_in_progress(payment: Payment) -> Conflict:

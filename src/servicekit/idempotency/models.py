@@ -7,7 +7,9 @@ from django.db import models
 class IdempotencyKey(models.Model):
     """A client's `Idempotency-Key` for one endpoint, and the response it produced.
 
-    `response_status` is null while the first request is still running.
+    A row commits with the change it stands for: with its answer (`response_*`), or, for a
+    request that calls out between two transactions, first with its `recovery_point` (what
+    its first phase created) and later with its answer.
     """
 
     owner = models.CharField(max_length=64)
@@ -17,6 +19,7 @@ class IdempotencyKey(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     response_content_type = models.CharField(max_length=100, blank=True, default="")
+    recovery_point = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
 

@@ -1,3 +1,23 @@
+"""`Idempotency-Key` for unsafe requests, in Stripe's "atomic phases".
+
+A key's recorded result commits in the same transaction as the change it stands for, so
+a retry either replays the stored result or finds that nothing happened: a crash, a lost
+connection or a 500 anywhere in between can no longer leave a change without its key, or
+free a key whose change committed.
+
+- An all-database request (a booking) is one phase: the change and its answer commit
+  together (`idempotency_key_store` inside the view's transaction).
+- A request that calls out in the middle (a payment asks its provider) records a
+  *recovery point* with its first phase's change (`idempotency_key_checkpoint`: the
+  payment row and the key commit together). A retry that finds a recovery point without an
+  answer resumes from it instead of starting again.
+
+While a request with a key runs, it holds a PostgreSQL advisory lock on the key; a
+concurrent duplicate that cannot take it gets 409. The lock lives in the request's
+connection, so a process that dies (or a database that restarts) releases it at once: a
+retry never waits out a timer for a request that cannot answer any more.
+"""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 
 from servicekit import parsers
@@ -19,9 +39,33 @@ MAX_KEY_LENGTH = 255
 
 @dataclass(frozen=True)
 class Replay:
+    """The stored answer of an earlier request with the key."""
+
     status: int
     body: Any
     content_type: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    """An earlier request with the key got past its first phase and left no answer (it
+    died, or its last phase failed): carry on from its recovery point."""
+
+    record: IdempotencyKey
+
+
+@dataclass(frozen=True)
+class Scope:
+    owner: str
+    endpoint: str
+    key: str
+    fingerprint: str
+
+    @property
+    def lock_id(self) -> int:
+        """A signed 64-bit advisory-lock id for the key (a collision only costs a 409)."""
+        digest = hashlib.sha256(f"{self.owner}\0{self.endpoint}\0{self.key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def request_fingerprint(body: bytes) -> str:
@@ -35,92 +79,116 @@ def request_fingerprint(body: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _in_flight_limit() -> dt.timedelta:
-    """A request still unanswered after this long died with its process; its key is free."""
-    return dt.timedelta(seconds=getattr(settings, "IDEMPOTENCY_IN_FLIGHT_SECONDS", 60))
-
-
 def _ttl() -> dt.timedelta:
     return dt.timedelta(seconds=getattr(settings, "IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600))
 
 
-def idempotency_key_begin(
-    *, owner: str, endpoint: str, key: str, fingerprint: str
-) -> IdempotencyKey | Replay:
-    """Reserve the key for this request, or say what the earlier request with it answered.
-
-    Returns the reserved row (the caller runs the request, then calls
-    `idempotency_key_complete` or `idempotency_key_abandon`) or a `Replay` of the stored
-    response. Raises 422 when the key was used with another body, 409 while the first request
-    with the key is still running. Runs in its own transaction so the reservation is visible to
-    concurrent duplicates at once.
-    """
+def validate_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
         raise Unprocessable(
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
             code="idempotency-key-invalid",
         )
-    now = timezone.now()
-    for _ in range(2):
-        try:
-            with transaction.atomic():
-                return IdempotencyKey.objects.create(
-                    owner=owner,
-                    endpoint=endpoint,
-                    key=key,
-                    request_fingerprint=fingerprint,
-                    created_at=now,
-                    expires_at=now + _ttl(),
-                )
-        except IntegrityError:
-            existing = IdempotencyKey.objects.filter(
-                owner=owner, endpoint=endpoint, key=key
-            ).first()
-            if existing is None:
-                continue  # abandoned meanwhile: take it
-            if existing.expires_at <= now:
-                IdempotencyKey.objects.filter(pk=existing.pk, expires_at__lte=now).delete()
-                continue
-            if existing.request_fingerprint != fingerprint:
-                raise Unprocessable(
-                    "This Idempotency-Key was used with a different request body.",
-                    code="idempotency-key-reused",
-                ) from None
-            status = existing.response_status
-            if status is None and existing.created_at <= now - _in_flight_limit():
-                # The first request's process died before answering: let this retry run.
-                IdempotencyKey.objects.filter(
-                    pk=existing.pk, response_status__isnull=True, created_at=existing.created_at
-                ).delete()
-                continue
-            if status is None:
-                raise Conflict(
-                    "A request with this Idempotency-Key is still being processed; retry later.",
-                    code="idempotency-key-in-use",
-                ) from None
-            return Replay(
-                status=status,
-                body=existing.response_body,
-                content_type=existing.response_content_type,
-            )
-    raise Conflict(
+
+
+def _in_use() -> Conflict:
+    return Conflict(
         "A request with this Idempotency-Key is still being processed; retry later.",
         code="idempotency-key-in-use",
     )
 
 
-def idempotency_key_complete(
-    *, record: IdempotencyKey, status: int, body: Any, content_type: str
-) -> None:
-    record.response_status = status
-    record.response_body = body
-    record.response_content_type = content_type
-    record.save(update_fields=["response_status", "response_body", "response_content_type"])
+def idempotency_key_lock(scope: Scope, *, session: bool = False) -> None:
+    """Take the key's advisory lock, or raise 409 while another request holds it.
+
+    By default the lock ends with the current transaction (call it inside one); a
+    `session` lock lasts until `idempotency_key_unlock` or the end of the connection.
+    """
+    function = "pg_try_advisory_lock" if session else "pg_try_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [scope.lock_id])
+        (taken,) = cursor.fetchone()
+    if not taken:
+        raise _in_use()
 
 
-def idempotency_key_abandon(*, record: IdempotencyKey) -> None:
-    """Forget the reservation (the request failed in a way a retry may fix)."""
-    IdempotencyKey.objects.filter(pk=record.pk).delete()
+def idempotency_key_unlock(scope: Scope) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [scope.lock_id])
+
+
+def idempotency_key_find(scope: Scope) -> Replay | Resume | None:
+    """What an earlier request with the key left (call it holding the key's lock): its
+    answer, its recovery point, or nothing (the key is free: run the request).
+
+    Raises 422 when the key was used with another body.
+    """
+    now = timezone.now()
+    existing = IdempotencyKey.objects.filter(
+        owner=scope.owner, endpoint=scope.endpoint, key=scope.key
+    ).first()
+    if existing is None:
+        return None
+    if existing.expires_at <= now:
+        existing.delete()
+        return None
+    if existing.request_fingerprint != scope.fingerprint:
+        raise Unprocessable(
+            "This Idempotency-Key was used with a different request body.",
+            code="idempotency-key-reused",
+        )
+    if existing.response_status is not None:
+        return Replay(
+            status=existing.response_status,
+            body=existing.response_body,
+            content_type=existing.response_content_type,
+        )
+    if existing.recovery_point is not None:
+        return Resume(existing)
+    # Neither an answer nor a recovery point: nothing committed with it. (Only a row left
+    # by an older version of this module, which reserved keys ahead of the change.)
+    existing.delete()
+    return None
+
+
+def idempotency_key_checkpoint(scope: Scope, recovery_point: Any) -> None:
+    """Record the key's recovery point; call it in the transaction of the change it names."""
+    now = timezone.now()
+    IdempotencyKey.objects.update_or_create(
+        owner=scope.owner,
+        endpoint=scope.endpoint,
+        key=scope.key,
+        defaults={"recovery_point": recovery_point},
+        create_defaults={
+            "request_fingerprint": scope.fingerprint,
+            "recovery_point": recovery_point,
+            "created_at": now,
+            "expires_at": now + _ttl(),
+        },
+    )
+
+
+def idempotency_key_store(scope: Scope, *, status: int, body: Any, content_type: str) -> None:
+    """Record the key's answer; call it in the transaction of the change it answers for (or
+    on its own when nothing changed)."""
+    now = timezone.now()
+    answer = {
+        "response_status": status,
+        "response_body": body,
+        "response_content_type": content_type,
+    }
+    IdempotencyKey.objects.update_or_create(
+        owner=scope.owner,
+        endpoint=scope.endpoint,
+        key=scope.key,
+        defaults=answer,
+        create_defaults={
+            "request_fingerprint": scope.fingerprint,
+            "created_at": now,
+            "expires_at": now + _ttl(),
+            **answer,
+        },
+    )
 
 
 def idempotency_keys_purge(*, now: dt.datetime | None = None) -> int:

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.client
 import io
+import json
+import os
+import signal
 import threading
+import time
+import urllib.request
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import psutil
+import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
+from booking_service.bookings import apis
+from booking_service.bookings.apis import BookingCreateApi
 from booking_service.bookings.models import Booking
-from booking_service.payments.models import Payment
+from booking_service.payments.models import Payment, SandboxLedgerEntry
 from booking_service.payments.providers import ChargeResult, SandboxPaymentProvider
 from booking_service.testing import Caller, make_event
+from servicekit.idempotency import views
 from servicekit.idempotency.models import IdempotencyKey
+from servicekit.testing import service_process
 
 
 def post(caller: Caller, path: str, body: Mapping[str, Any], key: str | None) -> Any:
@@ -154,16 +168,186 @@ class GatedSandbox(SandboxPaymentProvider):
         )
 
 
-@pytest.mark.django_db
-def test_a_key_left_in_flight_by_a_dead_process_is_freed(customer: Caller) -> None:
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_that_cannot_be_recorded_takes_its_booking_with_it(
+    customer: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The booking commits with its key's answer or not at all: when recording the answer
+    fails (the database went away), the hold is rolled back, the client is told 503, and the
+    retry with the key books once."""
+    event = make_event(total_tickets=10)
+    body = {"event": event.pk, "tickets_booked": 2}
+
+    def database_gone(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(views, "idempotency_key_store", database_gone)
+    failed = post(customer, "/api/bookings/", body, "key-lost")
+    assert failed.status_code == 503
+    assert failed["Retry-After"]
+    assert not Booking.objects.exists()
+    assert not IdempotencyKey.objects.exists()
+    event.refresh_from_db()
+    assert event.available_tickets == 10
+    monkeypatch.undo()
+    retry = post(customer, "/api/bookings/", body, "key-lost")
+    assert retry.status_code == 201
+    assert post(customer, "/api/bookings/", body, "key-lost")["Idempotent-Replayed"] == "true"
+    assert Booking.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_error_after_the_change_rolls_it_back_and_frees_the_key(
+    customer: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
     event = make_event(total_tickets=10)
     body = {"event": event.pk, "tickets_booked": 1}
-    first = post(customer, "/api/bookings/", body, "key-crash")
-    assert first.status_code == 201
-    # As if the process died after reserving the key and before storing the answer.
-    IdempotencyKey.objects.update(response_status=None, response_body=None)
-    assert post(customer, "/api/bookings/", body, "key-crash").status_code == 409  # in flight
-    IdempotencyKey.objects.update(created_at=timezone.now() - dt.timedelta(minutes=2))
-    retry = post(customer, "/api/bookings/", body, "key-crash")
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug after the booking was written")
+
+    monkeypatch.setattr(apis.BookingOutputSerializer, "to_representation", broken)
+    client = customer.client()
+    client.raise_request_exception = False
+    failed = client.post("/api/bookings/", body, format="json", headers={"Idempotency-Key": "b"})
+    assert failed.status_code == 500
+    assert not Booking.objects.exists()
+    monkeypatch.undo()
+    assert post(customer, "/api/bookings/", body, "b").status_code == 201
+    assert Booking.objects.count() == 1
+
+
+class DyingSandbox(SandboxPaymentProvider):
+    """Charges, then the process dies before it can answer."""
+
+    def charge(
+        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult:
+        super().charge(
+            amount=amount, currency=currency, token=token, idempotency_key=idempotency_key
+        )
+        raise SystemExit("killed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_retried_after_its_process_died_resumes_and_charges_once(
+    customer: Caller, settings: Any
+) -> None:
+    """The pending payment committed with the key's recovery point; the retry with the key
+    asks the provider again with the payment's own key and answers its outcome."""
+    event = make_event(total_tickets=10)
+    booking_id = post(
+        customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None
+    ).json()["id"]
+    body = {"booking": booking_id, "payment_token": "tok_visa"}
+    settings.PAYMENT_PROVIDER = "booking_service.bookings.tests.test_idempotency.DyingSandbox"
+    with pytest.raises(SystemExit):
+        post(customer, "/api/payments/", body, "pay-died")
+    payment = Payment.objects.get()
+    assert payment.status == "pending"
+    assert IdempotencyKey.objects.get().recovery_point == {"payment": payment.pk}
+    settings.PAYMENT_PROVIDER = "booking_service.payments.providers.SandboxPaymentProvider"
+    retry = post(customer, "/api/payments/", body, "pay-died")
     assert retry.status_code == 201
-    assert post(customer, "/api/bookings/", body, "key-crash")["Idempotent-Replayed"] == "true"
+    assert retry.json()["id"] == payment.pk
+    assert Payment.objects.get().status == "success"
+    assert SandboxLedgerEntry.objects.filter(operation_key__startswith="charge:").count() == 1
+    replay = post(customer, "/api/payments/", body, "pay-died")
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == retry.json()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_server_killed_before_its_commit_leaves_neither_booking_nor_key(
+    customer: Caller, jwks_url: str
+) -> None:
+    """A real server process is SIGKILLed after it wrote the booking and while it records the
+    key's answer (held up by a lock this test holds); the retry with the key books once."""
+    event = make_event(total_tickets=10)
+    body = {"event": event.pk, "tickets_booked": 2}
+    database_url = _test_database_url()
+    env = {"DATABASE_URL": database_url, "JWT_JWKS_URL": jwks_url, "DB_CONN_MAX_AGE": "0"}
+    endpoint = f"POST {BookingCreateApi.idempotency_scope}"
+    with psycopg.connect(database_url) as blocker:
+        # An uncommitted row of the same key: the request's INSERT of its answer waits on it.
+        blocker.execute(
+            "INSERT INTO idempotency_keys (owner, endpoint, key, request_fingerprint, "
+            "created_at, expires_at, response_content_type) "
+            "VALUES (%s, %s, 'k-kill', '', now(), now() + interval '1 day', '')",
+            [str(customer.id), endpoint],
+        )
+        with service_process("booking_service", env=env) as base:
+            request = threading.Thread(
+                target=_post_quietly, args=(f"{base}/api/bookings/", body, customer.token)
+            )
+            request.start()
+            _wait_for_a_backend_waiting_on_a_lock(blocker)
+            _kill_server(base)
+            request.join(30)
+        blocker.rollback()
+    _wait_until_no_backend_waits(database_url)
+    assert not Booking.objects.exists()
+    event.refresh_from_db()
+    assert event.available_tickets == 10
+    assert not IdempotencyKey.objects.exists()
+    retry = post(customer, "/api/bookings/", body, "k-kill")
+    assert retry.status_code == 201
+    assert post(customer, "/api/bookings/", body, "k-kill")["Idempotent-Replayed"] == "true"
+    assert Booking.objects.count() == 1
+
+
+def _test_database_url() -> str:
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + str(connection.settings_dict["NAME"])))
+
+
+def _post_quietly(url: str, body: dict[str, Any], token: str) -> None:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": "k-kill",
+        },
+    )
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        urllib.request.urlopen(request, timeout=30).close()
+
+
+def _wait_for_a_backend_waiting_on_a_lock(conn: psycopg.Connection[Any]) -> None:
+    deadline = time.monotonic() + 20
+    with psycopg.connect(conn.info.dsn, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            ).fetchone()
+            if waiting and waiting[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the request never reached the key's answer")
+
+
+def _wait_until_no_backend_waits(database_url: str) -> None:
+    deadline = time.monotonic() + 20
+    with psycopg.connect(database_url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            busy = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state <> 'idle' AND backend_type = 'client backend'"
+            ).fetchone()
+            if busy and not busy[0]:
+                return
+            time.sleep(0.05)
+
+
+def _kill_server(base: str) -> None:
+    bind = base.removeprefix("http://")
+    for process in psutil.process_iter(["cmdline"]):
+        if bind in (process.info["cmdline"] or []):
+            with contextlib.suppress(psutil.Error):
+                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+                return
+    raise AssertionError(f"no server process bound to {bind}")
