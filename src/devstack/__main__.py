@@ -25,6 +25,10 @@ def main(argv: list[str]) -> int:
     )
 
     commands.add_parser(
+        "chaos", help="the fault suite: workload, seeded nemesis, history checker; --help"
+    )
+
+    commands.add_parser(
         "bench", help="flash-sale benchmark (README, Performance); --help for its options"
     )
 
@@ -36,6 +40,10 @@ def main(argv: list[str]) -> int:
         from devstack.fuzz import main as run_fuzz
 
         return run_fuzz(argv[1:])
+    if argv[:1] == ["chaos"]:
+        from devstack.chaos.run import main as run_chaos
+
+        return run_chaos(argv[1:])
     if argv[:1] == ["bench"]:
         from devstack.bench import main as run_bench
 

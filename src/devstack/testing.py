@@ -102,19 +102,22 @@ def throwaway_servers() -> Iterator[tuple[Path, EmbeddedPostgres, EmbeddedNats]]
         reaper.wait()
 
 
-# The outside fuzzer (devstack.fuzz) runs after the pytest suites, on the same servers.
+# The outside fuzzer (devstack.fuzz) runs after the pytest suites, on the same servers; then
+# the fault suite (devstack.chaos), on servers of its own that it stops and kills.
 FUZZ = "fuzz"
+CHAOS = "chaos"
 
 
 def run_tests(selected: list[str], pytest_args: list[str]) -> int:
     chosen = [s for s in suites() if not selected or s.name in selected]
-    names = [s.name for s in suites()] + [FUZZ]
+    names = [s.name for s in suites()] + [FUZZ, CHAOS]
     unknown = set(selected) - set(names)
     if unknown:
         print(f"unknown suites: {sorted(unknown)}; have {names}")
         return 2
     # Narrowed runs (`dev.py test users -- -k refresh`) skip the fuzzer unless it is named.
     fuzz = FUZZ in selected or (not selected and not pytest_args)
+    chaos = CHAOS in selected or (not selected and not pytest_args)
     totals: Counter[str] = Counter()
     with throwaway_servers() as (workdir, postgres, nats):
         base_env = dict(os.environ)
@@ -137,6 +140,10 @@ def run_tests(selected: list[str], pytest_args: list[str]) -> int:
             totals += run_fuzz(
                 postgres, nats_url=nats.url, secret_key=base_env["SECRET_KEY"], workdir=workdir
             )
+        if chaos:
+            from devstack.chaos.run import run_in_test as run_chaos
+
+            totals += run_chaos(workdir)
     failed = totals["failed"] + totals["error"]
     print()
     print(f"tests: {totals['passed']} passed, {failed} failed, {totals['skipped']} skipped")
