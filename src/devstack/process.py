@@ -141,6 +141,11 @@ class Child:
         """How it ended, or None while it runs (or was never started)."""
         return None if self.process is None else self.process.poll()
 
+    def ended(self) -> str | None:
+        """How it ended, in words for the supervisor's log; None while it runs."""
+        returncode = self.returncode()
+        return None if returncode is None else describe_exit(returncode)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -222,21 +227,22 @@ class Supervisor:
             if state.due is not None:
                 if now >= state.due:
                     state.due = None
-                    self.log(f"{child.name} restarted (pid {child.start().pid})")
+                    child.start()
+                    if child.ended() is None:  # else the next poll says how it failed
+                        self.log(f"{child.name} restarted (pid {child.pid})")
                 continue
-            returncode = child.returncode()
-            if returncode is None:
+            how = child.ended()
+            if how is None:
                 continue
             # Whatever it started (a server's workers) goes with it, so the next run can bind.
             child.signal_group(signal.SIGTERM)
-            self._note_exit(child, state, returncode, now)
+            self._note_exit(child, state, how, now)
 
-    def _note_exit(self, child: Child, state: _Restart, returncode: int, now: float) -> None:
+    def _note_exit(self, child: Child, state: _Restart, how: str, now: float) -> None:
         policy = self.policy
         state.exits.append(now)
         while state.exits and now - state.exits[0] > policy.interval:
             state.exits.popleft()
-        how = describe_exit(returncode)
         if len(state.exits) >= policy.burst:
             child.drain()
             last = "\n".join(f"    {line}" for line in child.tail) or "    (no output)"
@@ -248,8 +254,9 @@ class Supervisor:
         if now - child.started_at >= policy.stable_after:
             state.delay = policy.first_delay
         state.due = now + state.delay
+        who = child.name if child.pid is None else f"{child.name} (pid {child.pid})"
         self.log(
-            f"{child.name} (pid {child.pid}) exited ({how}) after "
+            f"{who} exited ({how}) after "
             f"{now - child.started_at:.1f}s; restarting in {state.delay:g}s"
         )
         state.delay = min(state.delay * 2, policy.max_delay)

@@ -1,7 +1,8 @@
 """`dev.py up`: the whole stack on one machine, data kept in `.data/`.
 
 Supervised like production (docs/operations/supervision.md): a server or worker that dies
-is restarted with backoff; one that keeps dying stops the stack with its last output.
+is restarted with backoff; one that keeps dying stops the stack with its last output. The
+embedded PostgreSQL and nats-server are watched the same way (devstack.watched).
 SIGTERM stops the stack as Ctrl-C does. If the stack itself is killed, its children get
 SIGTERM from the kernel, the next start stops a nats-server this folder's pid file names,
 and reuses the PostgreSQL still running on `.data/postgres`.
@@ -28,9 +29,11 @@ from devstack.process import (
     GaveUp,
     Supervisor,
     ignore_stop_signals,
+    stop_all,
     stop_on_signals,
 )
 from devstack.services import Service, available_services
+from devstack.watched import WatchedNats, WatchedPostgres, WatchedServer
 
 HOST = os.environ.get("TURNSTILE_HOST", "127.0.0.1")
 NATS_PORT = 4222
@@ -198,13 +201,16 @@ def up(workers: int = 2) -> int:
     nats: EmbeddedNats | None = None
     supervisor = Supervisor()
     try:
+        # Servers given from outside (DATABASE_URL, NATS_URL) are not the stack's to watch.
         if not all(os.environ.get(s.database_env) for s in services):
             print("==> starting embedded PostgreSQL", flush=True)
-            postgres = EmbeddedPostgres(DATA_DIR / "postgres").start()
+            postgres = EmbeddedPostgres(DATA_DIR / "postgres")
+            supervisor.start(WatchedPostgres(postgres))
         nats_url = os.environ.get("NATS_URL", "")
         if not nats_url:
             print("==> starting embedded NATS JetStream", flush=True)
-            nats = EmbeddedNats(DATA_DIR / "nats", port=NATS_PORT).start()
+            nats = EmbeddedNats(DATA_DIR / "nats", port=NATS_PORT)
+            supervisor.start(WatchedNats(nats))
             nats_url = nats.url
 
         envs: dict[str, dict[str, str]] = {}
@@ -252,8 +258,7 @@ def up(workers: int = 2) -> int:
         return 1
     finally:
         ignore_stop_signals()
-        supervisor.stop()
-        if nats is not None:
-            nats.stop()
-        if postgres is not None:
-            postgres.stop()
+        # The services first: what they finish on SIGTERM may need the database and the bus.
+        servers = [child for child in supervisor.children if isinstance(child, WatchedServer)]
+        stop_all([child for child in supervisor.children if child not in servers])
+        stop_all(servers)
