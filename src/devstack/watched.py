@@ -116,7 +116,7 @@ class WatchedPostgres(WatchedServer):
 
 class WatchedNats(WatchedServer):
     def __init__(self, nats: EmbeddedNats, out: TextIO | None = None) -> None:
-        super().__init__("nats", nats.data_dir / "nats.log", out)
+        super().__init__("nats", nats.log_path, out)
         self.nats = nats
 
     def start_server(self) -> None:
