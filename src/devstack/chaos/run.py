@@ -118,7 +118,9 @@ def report(result: RunResult) -> str:
 def run_seeds(*, seeds: list[int], seconds: float, root: Path, customers: int) -> list[RunResult]:
     results = []
     for seed in seeds:
-        result = run_seed(seed=seed, seconds=seconds, workdir=root / f"seed-{seed}", customers=customers)
+        result = run_seed(
+            seed=seed, seconds=seconds, workdir=root / f"seed-{seed}", customers=customers
+        )
         print(report(result), flush=True)
         results.append(result)
     return results
