@@ -15,7 +15,7 @@ Every request is an operation in the history: `invoke` before it is sent, then
 - `info`: unknown: a timeout, a dropped connection, a 5xx (503 included).
 
 POSTs of bookings and payments carry an `Idempotency-Key`. After an unknown outcome (or 409
-`idempotency-key-in-use`) the same request with the same key and body is sent again, a few
+`idempotency-key-in-use`, or no connection) the same request with the same key and body is sent again, a few
 times with backoff, each try its own operation with the same `key`. Customers never list
 their bookings: a booking id reaches a client only in an answer about its own key, which
 the checker relies on (a booking no key's record names was made by a lost answer).
@@ -44,7 +44,7 @@ from devstack.chaos.history import History
 from devstack.chaos.topology import Topology
 
 REQUEST_TIMEOUT = 5.0
-KEYED_TRIES = 4
+KEYED_TRIES = 5
 # What a customer pays with, and how often.
 PAYMENT_TOKENS = ("tok_visa", "tok_chargeDeclined", "tok_processingError", "tok_chargeThenTimeout")
 PAYMENT_WEIGHTS = (60, 12, 10, 18)
@@ -66,8 +66,11 @@ class Outcome:
     problem: str = ""  # the problem code of a 4xx
 
     @property
-    def unknown(self) -> bool:
-        return self.type == "info" or self.problem == "idempotency-key-in-use"
+    def worth_retrying(self) -> bool:
+        """The key's outcome is still unknown (or nothing was sent): send it again."""
+        return (
+            self.type == "info" or self.status is None or self.problem == "idempotency-key-in-use"
+        )
 
 
 def classify(status: int, body: Any) -> Outcome:
@@ -169,8 +172,8 @@ class Client:
         return outcome
 
     def keyed_post(self, f: str, path: str, body: dict[str, Any], extra: dict[str, Any]) -> Outcome:
-        """POST with an Idempotency-Key, sent again with the same key and body while the
-        outcome is unknown."""
+        """POST with an Idempotency-Key, sent again with the same key and body while its
+        outcome is unknown (or the server could not be reached)."""
         key = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         outcome = Outcome("info")
         for attempt in range(KEYED_TRIES):
@@ -179,7 +182,7 @@ class Client:
             outcome = self.call(
                 f, "POST", self.booking_url() + path, body=body, key=key, extra=extra
             )
-            if not outcome.unknown and outcome.status != 401:
+            if not outcome.worth_retrying and outcome.status != 401:
                 return outcome
             if not self.pause(0.4 * 2**attempt * self.rng.uniform(0.8, 1.4)):
                 break
