@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -211,6 +212,7 @@ class Nemesis:
         self.history = history
         self._lock = threading.Lock()  # a fault's start or stop, or a heal, one at a time
         self.done: list[Fault] = []
+        self._lasting: list[Fault] = []  # started and not yet stopped
 
     def run(self, schedule: list[Fault], stop_event: threading.Event) -> None:
         """Start and stop each fault on time; when stop_event is set, heal and return."""
@@ -241,11 +243,16 @@ class Nemesis:
                 value["error"] = f"{type(exc).__name__}: {exc}"
             self.history.nemesis(fault.kind, value)
             self.done.append(fault)
-            if not fault.duration:
+            if fault.duration:
+                self._lasting.append(fault)
+            else:
                 self.history.nemesis(fault.kind, {"target": fault.target, "phase": "stop"})
 
     def stop(self, fault: Fault) -> None:
         with self._lock:
+            if fault not in self._lasting:
+                return  # healed already
+            self._lasting.remove(fault)
             value: dict[str, Any] = {"target": fault.target, "phase": "stop"}
             try:
                 self._undo(fault)
@@ -305,7 +312,7 @@ class Nemesis:
     def _terminate_backends(self, fraction: float, seed: int) -> dict[str, Any]:
         if not self.stack.postgres_running():
             return {"skipped": "postgres is stopped"}
-        databases = [url.split("/")[-1].split("?")[0] for url in self.stack.database_urls.values()]
+        databases = [urlsplit(url).path.lstrip("/") for url in self.stack.database_urls.values()]
         with psycopg.connect(self.stack.postgres.url("postgres"), autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT pid FROM pg_stat_activity"
@@ -319,15 +326,32 @@ class Nemesis:
                 conn.execute("SELECT pg_terminate_backend(%s)", [pid])
         return {"connections": len(pids), "terminated": len(chosen)}
 
-    def heal(self) -> None:
-        """Undo every fault still in effect: resume, start, receivers up. Idempotent."""
+    def heal(self) -> list[str]:
+        """Undo every fault still in effect: resume, start, receivers up. Idempotent.
+
+        Each fault cut short gets its `stop` in the history, marked `"healed": true`. A step
+        that fails does not keep the others from running; what failed is returned.
+        """
+        stack = self.stack
+        steps: list[tuple[str, Callable[[], None]]] = [
+            *((f"resume {name}", partial(stack.resume, name)) for name in stack.processes),
+            ("start postgres", stack.postgres_start),
+        ]
+        for index in range(len(stack.nats.nodes)):
+            steps.append((f"resume nats-{index}", partial(stack.nats_resume, index)))
+            steps.append((f"start nats-{index}", partial(stack.nats_start, index)))
+        steps.append(("mail up", partial(stack.set_mail, "up")))
+        steps.append(("webhook up", partial(stack.set_webhook, "up")))
+        failed: list[str] = []
         with self._lock:
-            stack = self.stack
-            for name in stack.processes:
-                stack.resume(name)
-            stack.postgres_start()
-            for index in range(len(stack.nats.nodes)):
-                stack.nats_resume(index)
-                stack.nats_start(index)
-            stack.set_mail("up")
-            stack.set_webhook("up")
+            for name, step in steps:
+                try:
+                    step()
+                except Exception as exc:
+                    logger.warning("nemesis: heal: %s failed: %s", name, exc)
+                    failed.append(f"{name}: {type(exc).__name__}: {exc}")
+            for fault in self._lasting:
+                value = {"target": fault.target, "phase": "stop", "healed": True}
+                self.history.nemesis(fault.kind, value)
+            self._lasting.clear()
+        return failed
