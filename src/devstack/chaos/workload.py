@@ -15,10 +15,11 @@ Every request is an operation in the history: `invoke` before it is sent, then
 - `info`: unknown: a timeout, a dropped connection, a 5xx (503 included).
 
 POSTs of bookings and payments carry an `Idempotency-Key`. After an unknown outcome (or 409
-`idempotency-key-in-use`, or no connection) the same request with the same key and body is sent again, a few
-times with backoff, each try its own operation with the same `key`. Customers never list
-their bookings: a booking id reaches a client only in an answer about its own key, which
-the checker relies on (a booking no key's record names was made by a lost answer).
+`idempotency-key-in-use`, or no connection) the same request with the same key and body is
+sent again, a few times with backoff, each try its own operation with the same `key`.
+Customers never list their bookings: a booking id reaches a client only in an answer about
+its own key, which the checker relies on (a booking no key's record names was made by a
+lost answer).
 
 Invoke values hold `user` (the caller's id), `path` and `body`; completions hold `status`,
 the answer's `body` and `replayed` (`Idempotent-Replayed`), or `error`.

@@ -69,7 +69,8 @@ def nats_stream() -> Iterator[str]:
             await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
             for durable in DURABLES:
                 await js.add_consumer(
-                    stream, api.ConsumerConfig(durable_name=durable, ack_policy="explicit")
+                    stream,
+                    api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT),
                 )
         else:
             await js.delete_stream(stream)
@@ -127,7 +128,7 @@ class Scene:
 
     def sql(self, database: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.urls[database], autocommit=True) as conn:
-            cursor = conn.execute(statement, list(params))  # type: ignore[arg-type]
+            cursor = conn.execute(statement, list(params))
             return cursor.fetchall() if cursor.description else []
 
     def op(
@@ -220,7 +221,7 @@ class Scene:
         self, event: int, booking: int, key: str, *, tickets: int = 2, record: bool = True
     ) -> None:
         answer = {"id": booking, "status": "pending", "event": event, "tickets_booked": tickets}
-        value = {"user": self.customer, "path": "/api/bookings/"}
+        value: dict[str, Any] = {"user": self.customer, "path": "/api/bookings/"}
         value["body"] = {"event": event, "tickets_booked": tickets}
         self.op("c0", "book", value, "ok", {"status": 201, "body": answer}, key=key)
         if record:
@@ -228,7 +229,11 @@ class Scene:
 
     def pay(self, booking: int, payment: int, key: str) -> None:
         answer = {"id": payment, "booking": booking, "status": "success"}
-        value = {"user": self.customer, "path": "/api/payments/", "booking": booking}
+        value: dict[str, Any] = {
+            "user": self.customer,
+            "path": "/api/payments/",
+            "booking": booking,
+        }
         value["body"] = {"booking": booking, "payment_token": "tok_visa"}
         self.op("c0", "pay", value, "ok", {"status": 201, "body": answer}, key=key)
         self.key("POST payments.create", key, 201, answer, {"payment": payment})
@@ -311,7 +316,7 @@ class Scene:
 
     def poison(self) -> None:
         marker = str(uuid.uuid4())
-        value = {"subject": "x.booking.created", "msg_id": marker}
+        value: dict[str, Any] = {"subject": "x.booking.created", "msg_id": marker}
         value["consumers"] = ["notifications", "webhooks"]
         self.op("poison", "poison", value, "ok", {"sequence": 1})
         for consumer in ("notifications", "webhooks"):
@@ -384,7 +389,7 @@ def test_tickets_not_conserved_are_reported(scene: Scene) -> None:
 
 def test_a_missing_acknowledged_booking_is_reported(scene: Scene) -> None:
     ids = scene.clean_sale()
-    value = {"user": scene.customer, "path": "/api/bookings/"}
+    value: dict[str, Any] = {"user": scene.customer, "path": "/api/bookings/"}
     value["body"] = {"event": ids["event"], "tickets_booked": 1}
     answer = {"status": 201, "body": {"id": 4242, "status": "pending"}}
     scene.op("c0", "book", value, "ok", answer, key="k-lost")
@@ -412,7 +417,7 @@ def test_a_key_with_two_effects_is_reported(scene: Scene) -> None:
 
 def test_two_answers_of_one_key_naming_different_bookings_are_reported(scene: Scene) -> None:
     ids = scene.clean_sale()
-    value = {"user": scene.customer, "path": "/api/bookings/"}
+    value: dict[str, Any] = {"user": scene.customer, "path": "/api/bookings/"}
     value["body"] = {"event": ids["event"], "tickets_booked": 2}
     answer = {"status": 201, "body": {"id": ids["booking"] + 100}, "replayed": True}
     scene.op("c0", "book", value, "ok", answer, key="k-book")
