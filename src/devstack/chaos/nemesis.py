@@ -135,13 +135,15 @@ def plan(
         targets = Targets.of(targets)
     rng = random.Random(seed)  # noqa: S311  (a schedule that replays, not a secret)
     kinds = [kind for kind in targets.kinds if kind in WEIGHTS]
-    weights = [WEIGHTS[kind] for kind in kinds]
+    # Kinds are dealt from a shuffled deck: first every kind once (a short run still sees
+    # each of them), then decks holding each kind as often as its weight.
+    deck = rng.sample(kinds, len(kinds))
     busy: dict[str, float] = {}  # a target, "postgres" or "nats" -> when its fault ends
     faults: list[Fault] = []
     at = every * rng.uniform(0.5, 1.5)
     while at < seconds - settle:
-        for _attempt in range(10):  # draw again when what was drawn is busy
-            fault = _draw(rng, rng.choices(kinds, weights)[0], at, targets)
+        for position in range(min(10, len(deck))):  # the next kind whose target is free
+            fault = _draw(rng, deck[position], at, targets)
             if fault is None:
                 continue
             guards = _guards(fault)
@@ -150,7 +152,11 @@ def plan(
             for guard in guards:
                 busy[guard] = fault.until
             faults.append(fault)
+            del deck[position]
             break
+        if not deck:
+            deck = [kind for kind in kinds for _ in range(WEIGHTS[kind])]
+            rng.shuffle(deck)
         at += every * rng.uniform(0.5, 1.5)
     return faults
 
