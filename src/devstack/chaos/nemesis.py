@@ -8,7 +8,7 @@ at most one PostgreSQL fault at a time, and at most one NATS node away at a time
 three stay, a majority, so the stream keeps its quorum). A target is never in two lasting
 faults at once.
 
-Kinds (issue 11 §3):
+Kinds:
     kill-worker     SIGKILL one gunicorn worker of a server (its master starts another)
     kill            SIGKILL a whole process group: a server (master and workers), a relay,
                     the sweeper, the consumer, the dispatcher, a receiver (restarted by the

@@ -157,15 +157,15 @@ class Client:
         except ValueError:
             answer = response.text[:500]
         outcome = classify(response.status_code, answer)
-        history.complete(
-            op,
-            outcome.type,
-            {
-                "status": response.status_code,
-                "body": answer,
-                "replayed": response.headers.get("Idempotent-Replayed") == "true",
-            },
-        )
+        completion = {
+            "status": response.status_code,
+            "body": answer,
+            "replayed": response.headers.get("Idempotent-Replayed") == "true",
+        }
+        if response.status_code >= 400:
+            completion["content_type"] = response.headers.get("Content-Type")
+            completion["retry_after"] = response.headers.get("Retry-After")
+        history.complete(op, outcome.type, completion)
         if response.status_code == 401 and auth:
             self.access_until = 0.0  # refresh before the next request
         if response.status_code == 429:

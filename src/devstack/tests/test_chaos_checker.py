@@ -400,6 +400,21 @@ def test_a_missing_acknowledged_booking_is_reported(scene: Scene) -> None:
     )
 
 
+def test_a_server_error_is_reported_and_a_retryable_503_is_not(scene: Scene) -> None:
+    ids = scene.clean_sale()
+    value: dict[str, Any] = {"user": scene.customer, "path": "/api/bookings/"}
+    value["body"] = {"event": ids["event"], "tickets_booked": 1}
+    problem = "application/problem+json"
+    unavailable = {"status": 503, "body": {"status": 503}, "content_type": problem}
+    scene.op("c0", "book", value, "info", {**unavailable, "retry_after": "2"}, key="k-503")
+    scene.op("c0", "book", value, "info", unavailable, key="k-503")
+    scene.op("c0", "book", value, "info", {"status": 500, "body": "boom"}, key="k-503")
+    violations = [v for v in scene.verdict().violations if " answered " in v]
+    assert len(violations) == 2, violations
+    assert "answered 503 without a problem and Retry-After" in violations[0]
+    assert "answered 500: boom" in violations[1]
+
+
 def test_a_key_with_two_effects_is_reported(scene: Scene) -> None:
     """The first request with the key made a booking, lost the key's record, and the retry
     with the same key made another one: the first is named by no record."""

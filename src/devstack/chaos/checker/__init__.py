@@ -30,7 +30,9 @@ Acknowledged operations (the run's own users; `ok` completions)
   confirmed booking a payment request, one canceled with its event a canceled event;
 - an event's `total_tickets` is what the last acknowledged change set (or an unknown
   change after it); an event a cancel was acknowledged for is canceled; an event creation
-  (no key: an unknown one may have happened or not) made at most one event (by its name).
+  (no key: an unknown one may have happened or not) made at most one event (by its name);
+- no answer was a server error: a failure of the server is a 503 problem with Retry-After
+  (transient, safe to retry with the key), never a 500.
 
 One effect per key (`Idempotency-Key`, recorded with the change it stands for)
 - every booking of the run's customers is named by exactly one key record
@@ -77,6 +79,7 @@ from devstack.chaos.checker.operations import (
     acknowledged_payments,
     booking_payment_agreement,
     events_as_acknowledged,
+    server_errors_are_retryable,
 )
 from devstack.chaos.checker.verdict import Verdict
 from devstack.chaos.checker.world import Run, World
@@ -92,6 +95,7 @@ RULES: tuple[Callable[[Case], None], ...] = (
     acknowledged_payments,
     booking_payment_agreement,
     events_as_acknowledged,
+    server_errors_are_retryable,
     one_effect_per_key,
     facts_told_once,
     webhooks,

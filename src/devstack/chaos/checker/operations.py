@@ -172,3 +172,23 @@ def events_as_acknowledged(case: Case) -> None:
         event = case.events.get(int(op.request["event"]))
         if op.type == "ok" and (event is None or event["status"] != "canceled"):
             case.say(f"event {op.request['event']} was canceled (acknowledged) but is not")
+
+
+def server_errors_are_retryable(case: Case) -> None:
+    """A failure of the server is never a 500: a transient one (the database or the broker
+    away, a backend terminated) is a 503 problem with Retry-After, which a client may retry
+    (with its Idempotency-Key, safely)."""
+    for op in case.run.ops:
+        status = op.result.get("status")
+        if not isinstance(status, int) or status < 500:
+            continue
+        where = f"{op.f} by {op.process} at {float(op.invoke['time']):.1f} s"
+        if status != 503:
+            case.say(f"{where} answered {status}: {str(op.result.get('body'))[:200]}")
+        elif op.result.get("content_type") != "application/problem+json" or not op.result.get(
+            "retry_after"
+        ):
+            case.say(
+                f"{where} answered 503 without a problem and Retry-After"
+                f" ({op.result.get('content_type')}, Retry-After {op.result.get('retry_after')})"
+            )
