@@ -56,7 +56,6 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from psycopg import errors
 
-from booking_service.bookings.events import BOOKING_CREATED
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import hold_expires_at
 from booking_service.bookings.services.tickets import hold_limit_reached
@@ -64,6 +63,7 @@ from booking_service.events.models import Event
 from servicekit import parsers
 from servicekit.auth import InvalidTokenError, get_verifier
 from servicekit.clients import client_address
+from servicekit.messages import BookingCreated, encode_datetime
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.services import NOTIFY_CHANNEL
 from servicekit.problems import PROBLEM_CONTENT_TYPE, Problem, problem_body
@@ -101,7 +101,7 @@ _OUTBOX = OutboxEvent._meta.db_table
 # ask is `capped` when tickets were left for it. The UPDATE is itself conditional and every
 # INSERT depends on it, so even a wrong decision could not oversell, and the CHECK
 # (available_tickets >= 0) has the last word; an error in either statement rolls back
-# both. The outbox rows carry `booking_data()`'s fields (a test holds them equal).
+# both. The outbox rows carry `booking_message()`'s fields (a test holds them equal).
 # (Taking the lock and updating in one statement does not work: an UPDATE skips a row that
 # a FOR UPDATE of the same statement locked after a concurrent change.)
 _BATCH_SQL = f"""
@@ -380,8 +380,8 @@ class TicketBatcher:
                     "tickets": [ask.tickets for ask in batch],
                     "now": now,
                     "expires_at": expires_at,
-                    "expires_at_iso": expires_at.isoformat(),
-                    "event_type": BOOKING_CREATED,
+                    "expires_at_iso": encode_datetime(expires_at),
+                    "event_type": BookingCreated.TYPE,
                     "producer": settings.SERVICE_NAME,
                     "channel": NOTIFY_CHANNEL,
                     "hold_limit": settings.BOOKING_MAX_HELD_TICKETS,

@@ -9,13 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from booking_service.bookings.locking import lock_event
-from booking_service.events.events import (
-    EVENT_CANCELED,
-    EVENT_CREATED,
-    EVENT_UPDATED,
-    event_data,
-)
+from booking_service.events.messages import event_canceled_message, event_message
 from booking_service.events.models import Event, EventStatus
+from servicekit.messages import EventCreated, EventUpdated
 from servicekit.outbox.services import outbox_emit
 from servicekit.problems import Conflict, Unprocessable
 
@@ -62,7 +58,7 @@ def event_create(
             price_per_ticket=price_per_ticket,
             currency=currency,
         )
-        outbox_emit(event_type=EVENT_CREATED, data=event_data(event))
+        outbox_emit(event_message(EventCreated, event))
     return event
 
 
@@ -92,7 +88,7 @@ def event_update(*, event_id: int, **fields: Any) -> Event:
         for name, value in fields.items():
             setattr(event, name, value)
         event.save()
-        outbox_emit(event_type=EVENT_UPDATED, data=event_data(event))
+        outbox_emit(event_message(EventUpdated, event))
     return event
 
 
@@ -111,10 +107,7 @@ def event_cancel(*, event_id: int) -> Event:
         affected_user_ids, refunds = bookings_cancel_for_event(event=event, now=now)
         event.status = EventStatus.CANCELED
         event.save(update_fields=["status", "available_tickets", "updated_at"])
-        outbox_emit(
-            event_type=EVENT_CANCELED,
-            data=event_data(event, affected_user_ids=affected_user_ids),
-        )
+        outbox_emit(event_canceled_message(event, affected_user_ids=affected_user_ids))
     for payment_id in refunds:
         payment_refund(payment_id=payment_id, reason="event_canceled")
     return event

@@ -1,28 +1,33 @@
-"""What the payments app publishes (through the outbox)."""
+"""What the payments app publishes (through the outbox): the `payment.*` messages of
+`servicekit.messages`."""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import TypeVar
 
-from booking_service.bookings.events import booking_organizer_id
+from booking_service.bookings.messages import booking_organizer_id
 from booking_service.payments.models import Payment
+from servicekit.messages import PaymentMessage
 
-PAYMENT_SUCCEEDED = "payment.succeeded"
-PAYMENT_FAILED = "payment.failed"
-PAYMENT_REFUNDED = "payment.refunded"
+PaymentMessageT = TypeVar("PaymentMessageT", bound=PaymentMessage)
 
 
-def payment_data(payment: Payment, *, reason: str | None = None) -> dict[str, Any]:
+def payment_message(
+    model: type[PaymentMessageT], payment: Payment, *, reason: str | None = None
+) -> PaymentMessageT:
+    """`model` (`PaymentSucceeded`, ...) describing `payment`; `reason` defaults to its
+    failure reason, if any."""
     booking = payment.booking
-    return {
-        "payment_id": payment.pk,
-        "booking_id": booking.pk,
-        "user_id": str(payment.user_id),
-        "organizer_id": booking_organizer_id(booking),
-        "amount": str(payment.amount),
-        "currency": payment.currency,
-        "status": payment.status,
-        "reason": reason if reason is not None else (payment.failure_reason or None),
-        "event_name": booking.event.name if booking.event is not None else None,
-        "resource_name": booking.resource.name if booking.resource is not None else None,
-    }
+    return model(
+        payment_id=payment.pk,
+        booking_id=booking.pk,
+        user_id=uuid.UUID(str(payment.user_id)),
+        organizer_id=booking_organizer_id(booking),
+        amount=payment.amount,
+        currency=payment.currency,
+        status=payment.status,
+        reason=reason if reason is not None else (payment.failure_reason or None),
+        event_name=booking.event.name if booking.event is not None else None,
+        resource_name=booking.resource.name if booking.resource is not None else None,
+    )

@@ -27,18 +27,14 @@ from enum import StrEnum
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from booking_service.bookings.events import BOOKING_CONFIRMED, booking_data
+from booking_service.bookings.messages import booking_message
 from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.bookings.services import NotFound
 from booking_service.bookings.services.expiry import DATABASE_AWAY
-from booking_service.payments.events import (
-    PAYMENT_FAILED,
-    PAYMENT_REFUNDED,
-    PAYMENT_SUCCEEDED,
-    payment_data,
-)
+from booking_service.payments.messages import payment_message
 from booking_service.payments.models import Payment, PaymentStatus
 from booking_service.payments.providers import ChargeResult, get_payment_provider
+from servicekit.messages import BookingConfirmed, PaymentFailed, PaymentRefunded, PaymentSucceeded
 from servicekit.outbox.services import outbox_emit
 from servicekit.problems import Conflict, Unprocessable
 
@@ -184,7 +180,7 @@ def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
             payment.failure_reason = result.failure_reason
             payment.retryable = result.retryable
             payment.save(update_fields=["status", "failure_reason", "retryable", "updated_at"])
-            outbox_emit(event_type=PAYMENT_FAILED, data=payment_data(payment))
+            outbox_emit(payment_message(PaymentFailed, payment))
             return PaymentResult(payment, PaymentOutcome.FAILED)
         payment.status = PaymentStatus.SUCCESS
         payment.provider_reference = result.reference
@@ -203,8 +199,8 @@ def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
             booking.status = BookingStatus.CONFIRMED
             booking.confirmed_at = now
             booking.save(update_fields=["status", "confirmed_at", "updated_at"])
-            outbox_emit(event_type=PAYMENT_SUCCEEDED, data=payment_data(payment))
-            outbox_emit(event_type=BOOKING_CONFIRMED, data=booking_data(booking))
+            outbox_emit(payment_message(PaymentSucceeded, payment))
+            outbox_emit(booking_message(BookingConfirmed, booking))
             return PaymentResult(payment, PaymentOutcome.CONFIRMED)
     # The hold ended (or the booking changed) while the provider was charging: give the
     # money back.
@@ -246,7 +242,7 @@ def payment_refund(*, payment_id: int, reason: str) -> Payment:
         payment.status = PaymentStatus.REFUNDED
         payment.refunded_at = timezone.now()
         payment.save(update_fields=["status", "refunded_at", "updated_at"])
-        outbox_emit(event_type=PAYMENT_REFUNDED, data=payment_data(payment, reason=reason))
+        outbox_emit(payment_message(PaymentRefunded, payment, reason=reason))
     return payment
 
 

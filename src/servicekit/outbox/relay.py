@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -31,12 +30,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from servicekit.bus import BusUnavailableError, OutgoingMessage, SyncBus, backoff_delay
+from servicekit.messages import encode_envelope
 from servicekit.outbox.health import check_outbox_lag
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.services import NOTIFY_CHANNEL, outbox_envelope
@@ -61,7 +60,7 @@ class RelayOptions:
 
 
 def envelope_bytes(event: OutboxEvent) -> bytes:
-    return json.dumps(outbox_envelope(event), cls=DjangoJSONEncoder).encode()
+    return encode_envelope(outbox_envelope(event))
 
 
 class OutboxRelay:

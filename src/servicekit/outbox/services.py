@@ -1,34 +1,34 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from servicekit.messages import Envelope, Message, message_to_builtins
 from servicekit.outbox.models import OutboxEvent
 
 NOTIFY_CHANNEL = "outbox"
 
 
-def outbox_emit(
-    *, event_type: str, data: Mapping[str, Any], producer: str | None = None, version: int = 1
-) -> OutboxEvent:
-    """Record a domain event in the caller's transaction.
+def outbox_emit(message: Message, *, producer: str | None = None) -> OutboxEvent:
+    """Record a domain message in the caller's transaction.
 
-    Must run inside `transaction.atomic()` together with the change it describes: the event
-    exists if and only if the change committed. The NOTIFY is delivered at commit and wakes
+    Must run inside `transaction.atomic()` together with the change it describes: the message
+    exists if and only if the change committed. The row stores the model's encoding, so what
+    the relay publishes is what the model allows. The NOTIFY is delivered at commit and wakes
     the relay without polling delay.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_emit must run inside the transaction of the change")
     event = OutboxEvent.objects.create(
-        type=event_type,
+        type=message.TYPE,
         producer=producer or settings.SERVICE_NAME,
-        version=version,
+        version=message.VERSION,
         occurred_at=timezone.now(),
-        data=dict(data),
+        data=message_to_builtins(message),
     )
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
@@ -36,24 +36,25 @@ def outbox_emit(
 
 
 def outbox_emit_many(
-    *, events: list[tuple[str, Mapping[str, Any]]], producer: str | None = None
+    messages: Sequence[Message], *, producer: str | None = None
 ) -> list[OutboxEvent]:
-    """`outbox_emit` for many events at once: one INSERT and one NOTIFY (the batched
-    booking path writes a whole batch's events this way)."""
+    """`outbox_emit` for many messages at once: one INSERT and one NOTIFY (a cancelation or
+    an expiry round writes the messages of all its bookings this way)."""
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_emit_many must run inside the transaction of the change")
-    if not events:
+    if not messages:
         return []
     now = timezone.now()
     rows = OutboxEvent.objects.bulk_create(
         [
             OutboxEvent(
-                type=event_type,
+                type=message.TYPE,
                 producer=producer or settings.SERVICE_NAME,
+                version=message.VERSION,
                 occurred_at=now,
-                data=dict(data),
+                data=message_to_builtins(message),
             )
-            for event_type, data in events
+            for message in messages
         ]
     )
     with connection.cursor() as cursor:
@@ -61,12 +62,13 @@ def outbox_emit_many(
     return rows
 
 
-def outbox_envelope(event: OutboxEvent) -> dict[str, Any]:
-    return {
-        "id": str(event.event_id),
-        "type": event.type,
-        "occurred_at": event.occurred_at.isoformat(),
-        "producer": event.producer,
-        "version": event.version,
-        "data": event.data,
-    }
+def outbox_envelope(event: OutboxEvent) -> Envelope[dict[str, Any]]:
+    """The envelope of a stored row: its `data` is the model's encoding, published as is."""
+    return Envelope(
+        id=event.event_id,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        producer=event.producer,
+        version=event.version,
+        data=event.data,
+    )

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from devstack.nats import EmbeddedNats
 from servicekit.bus import BusConfig, SyncBus, bus_config
+from servicekit.messages import UserUpdated
 from servicekit.outbox.health import check_outbox_lag
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.relay import OutboxRelay, RelayOptions
@@ -65,12 +66,15 @@ def bus(stream: BusConfig) -> Iterator[SyncBus]:
     client.close()
 
 
-def emit(count: int, event_type: str = "user.updated") -> list[OutboxEvent]:
+def emit(count: int) -> list[OutboxEvent]:
     with transaction.atomic():
-        return [
-            outbox_emit(event_type=event_type, data={"user_id": str(uuid.uuid4()), "n": n})
-            for n in range(count)
-        ]
+        return [outbox_emit(_user_updated(name=f"user {n}")) for n in range(count)]
+
+
+def _user_updated(name: str) -> UserUpdated:
+    return UserUpdated(
+        user_id=uuid.uuid4(), name=name, email="someone@example.com", role="customer"
+    )
 
 
 def stream_messages(bus: SyncBus) -> int:
@@ -273,7 +277,7 @@ def test_broker_outage_outbox_grows_then_everything_is_delivered(tmp_path: Path)
 def _too_large() -> OutboxEvent:
     """An event the broker refuses while it takes every other: over its 1 MB payload limit."""
     with transaction.atomic():
-        return outbox_emit(event_type="event.updated", data={"description": "x" * 2_000_000})
+        return outbox_emit(_user_updated(name="x" * 2_000_000))
 
 
 @pytest.mark.django_db

@@ -1,26 +1,29 @@
-"""Writes on users. Every change that others must learn about emits its event in the same
+"""Writes on users. Every change that others must learn about emits its message in the same
 transaction (`user.registered`, `user.updated`)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import ValidationError as ApiValidationError
 
+from servicekit.messages import UserMessage, UserRegistered, UserUpdated
 from servicekit.outbox.services import outbox_emit
 from servicekit.problems import Problem
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
 from users_service.tokens.services import refresh_families_revoke
 from users_service.tokens.throttling import rate_limit
 
+UserMessageT = TypeVar("UserMessageT", bound=UserMessage)
 
-def _event_data(user: User) -> dict[str, Any]:
-    return {"user_id": str(user.id), "name": user.name, "email": user.email, "role": user.role}
+
+def _user_message(model: type[UserMessageT], user: User) -> UserMessageT:
+    return model(user_id=user.id, name=user.name, email=user.email, role=user.role)
 
 
 def _email_taken(email: str, *, exclude: User | None = None) -> bool:
@@ -58,7 +61,7 @@ def user_register(*, name: str, email: str, password: str, role: str = Role.CUST
     try:
         with transaction.atomic():
             user.save()
-            outbox_emit(event_type="user.registered", data=_event_data(user))
+            outbox_emit(_user_message(UserRegistered, user))
     except IntegrityError as exc:  # a concurrent registration of the same email won
         raise _field_error("email", ["A user with this email already exists."]) from exc
     return user
@@ -99,7 +102,7 @@ def user_create_admin(
     try:
         with transaction.atomic():
             user.save()
-            outbox_emit(event_type="user.registered", data=_event_data(user))
+            outbox_emit(_user_message(UserRegistered, user))
     except IntegrityError as exc:  # registered meanwhile
         raise EmailTaken from exc
     return AdminCreated(user=user, promoted=False)
@@ -163,7 +166,7 @@ def user_update(
         with transaction.atomic():
             user.save(update_fields=[*changed, "updated_at"])
             if set(changed) & {"name", "email", "role"}:
-                outbox_emit(event_type="user.updated", data=_event_data(user))
+                outbox_emit(_user_message(UserUpdated, user))
             if set(changed) & {"email", "password"}:
                 refresh_families_revoke(user_id=user.pk, keep=session if acting_on_self else None)
     except IntegrityError as exc:

@@ -10,11 +10,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from booking_service.bookings.events import BOOKING_CANCELED, booking_data
 from booking_service.bookings.locking import lock_event
+from booking_service.bookings.messages import booking_message
 from booking_service.bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, CancelReason
 from booking_service.bookings.services.common import Actor, get_own_booking, relock_booking
 from booking_service.events.models import Event
+from servicekit.messages import BookingCanceled
 from servicekit.outbox.services import outbox_emit_many
 from servicekit.problems import Conflict
 
@@ -33,7 +34,7 @@ def _cancel_locked(bookings: Sequence[Booking], *, reason: str, now: dt.datetime
         booking.cancel_reason = reason
         booking.canceled_at = now
     outbox_emit_many(
-        events=[(BOOKING_CANCELED, booking_data(booking, reason=reason)) for booking in bookings]
+        [booking_message(BookingCanceled, booking, reason=reason) for booking in bookings]
     )
     return list(
         Payment.objects.filter(booking_id__in=ids, status=PaymentStatus.SUCCESS).values_list(

@@ -11,11 +11,12 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from booking_service.bookings.events import BOOKING_EXPIRED, booking_data
 from booking_service.bookings.locking import lock_event
+from booking_service.bookings.messages import booking_message
 from booking_service.bookings.models import Booking, BookingStatus, CancelReason
 from booking_service.bookings.services.common import RELEASE_BATCH
 from booking_service.events.models import Event
+from servicekit.messages import BookingExpired
 from servicekit.outbox.services import outbox_emit_many
 
 logger = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ def expire_locked_bookings(bookings: Sequence[Booking], *, now: dt.datetime) -> 
         booking.cancel_reason = CancelReason.EXPIRED
         booking.canceled_at = now
     outbox_emit_many(
-        events=[
-            (BOOKING_EXPIRED, booking_data(booking, reason=CancelReason.EXPIRED))
+        [
+            booking_message(BookingExpired, booking, reason=CancelReason.EXPIRED)
             for booking in bookings
         ]
     )

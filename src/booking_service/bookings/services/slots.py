@@ -8,12 +8,13 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from booking_service.bookings.events import BOOKING_CREATED, booking_data
+from booking_service.bookings.messages import booking_message
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import NotFound, hold_expires_at
 from booking_service.bookings.services.expiry import expire_locked_bookings
 from booking_service.resources.models import Resource
 from booking_service.resources.slots import slot_amount, slot_units
+from servicekit.messages import BookingCreated
 from servicekit.outbox.services import outbox_emit
 from servicekit.problems import Conflict
 
@@ -66,5 +67,5 @@ def booking_create_slot(
             raise Conflict(
                 "That time overlaps another booking of this resource.", code="slot-taken"
             ) from exc
-        outbox_emit(event_type=BOOKING_CREATED, data=booking_data(booking))
+        outbox_emit(booking_message(BookingCreated, booking))
     return booking

@@ -10,8 +10,8 @@ from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from booking_service.bookings.events import BOOKING_CREATED, booking_data
 from booking_service.bookings.locking import lock_event
+from booking_service.bookings.messages import booking_message
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import (
     Actor,
@@ -22,6 +22,7 @@ from booking_service.bookings.services.common import (
 )
 from booking_service.bookings.services.expiry import release_expired_holds
 from booking_service.events.models import Event, EventStatus
+from servicekit.messages import BookingCreated
 from servicekit.outbox.services import outbox_emit
 from servicekit.problems import Conflict, Problem, Unprocessable
 
@@ -154,7 +155,7 @@ def _hold(*, user_id: uuid.UUID, event: Event, tickets_booked: int) -> Booking:
         amount=event.price_per_ticket * tickets_booked,
         currency=event.currency,
     )
-    outbox_emit(event_type=BOOKING_CREATED, data=booking_data(booking))
+    outbox_emit(booking_message(BookingCreated, booking))
     return booking
 
 

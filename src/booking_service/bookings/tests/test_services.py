@@ -154,14 +154,14 @@ def test_a_hold_whose_release_raises_is_left_for_the_next_round_and_the_rest_rel
     )
     for booking in (doomed, neighbour, other, doomed_slot, slot):
         expire(booking)
-    real_booking_data = expiry.booking_data
+    real_booking_message = expiry.booking_message
 
-    def booking_data(booking: Booking, **kwargs: Any) -> dict[str, Any]:
+    def booking_message(model: Any, booking: Booking, **kwargs: Any) -> Any:
         if booking.pk in (doomed.pk, doomed_slot.pk):
             raise ValueError("cannot describe this booking")
-        return real_booking_data(booking, **kwargs)
+        return real_booking_message(model, booking, **kwargs)
 
-    monkeypatch.setattr(expiry, "booking_data", booking_data)
+    monkeypatch.setattr(expiry, "booking_message", booking_message)
     assert release_expired_holds() == 3
     statuses = dict(Booking.objects.values_list("pk", "status"))
     assert statuses[doomed.pk] == statuses[doomed_slot.pk] == BookingStatus.PENDING
@@ -177,7 +177,7 @@ def test_a_hold_whose_release_raises_is_left_for_the_next_round_and_the_rest_rel
     assert_conserved(second.pk)
     assert OutboxEvent.objects.filter(type="booking.expired").count() == 3
 
-    monkeypatch.setattr(expiry, "booking_data", real_booking_data)  # fixed: the next round
+    monkeypatch.setattr(expiry, "booking_message", real_booking_message)  # fixed: the next round
     assert release_expired_holds() == 2
     first.refresh_from_db()
     assert first.available_tickets == 10
