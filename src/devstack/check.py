@@ -1,4 +1,4 @@
-"""`dev.py check`: lint, format, types, and migrations in step with the models."""
+"""`dev.py check`: lint, format, types, migrations in step with the models, and the docs."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def run_checks() -> int:
         _run("ruff check", [python, "-m", "ruff", "check", "src", "dev.py"]),
         _run("ruff format --check", [python, "-m", "ruff", "format", "--check", "src", "dev.py"]),
         _run("mypy", [python, "-m", "mypy", "src", "dev.py"]),
+        _run(
+            "docs: headings said once, links that lead somewhere",
+            [python, "-m", "devstack.docscheck"],
+        ),
     ]
     workdir = Path(tempfile.mkdtemp(prefix="turnstile-check-"))
     postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
