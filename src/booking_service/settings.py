@@ -1,4 +1,7 @@
-"""Settings of the booking service. Everything comes from the environment (see README)."""
+"""Settings of the booking service.
+
+Every value comes from the environment; docs/operations/configuration.md has them all.
+"""
 
 from decimal import Decimal
 
@@ -68,7 +71,7 @@ BOOKING_REFUND_CUTOFF_SECONDS = env_int("BOOKING_REFUND_CUTOFF_SECONDS", 0)
 # Sweeper period (release_expired_holds --loop).
 BOOKING_SWEEP_INTERVAL_SECONDS = env_int("BOOKING_SWEEP_INTERVAL_SECONDS", 5)
 
-# Rate limits (servicekit.ratelimits; the README's Security section has the table), counted
+# Rate limits (servicekit.ratelimits; docs/security.md has the table), counted
 # before the work on both booking paths and on payments, shared by every process: "30/m",
 # "5/15m" or "off". Per user, a buyer can still retry a busy on-sale every two seconds;
 # per address, a generous ceiling (twenty buyers behind one NAT at their full per-user

@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     )
 
     commands.add_parser(
-        "bench", help="flash-sale benchmark (README, Performance); --help for its options"
+        "bench", help="flash-sale benchmark (docs/performance/benchmark.md); --help for options"
     )
 
     pytest_args: list[str] = []

@@ -1,4 +1,7 @@
-"""Settings of the notifications service. Everything comes from the environment (see README)."""
+"""Settings of the notifications service.
+
+Every value comes from the environment; docs/operations/configuration.md has them all.
+"""
 
 from servicekit.base_settings import *  # noqa: F403
 from servicekit.conf import database_from_env, env_bool, env_int, env_str

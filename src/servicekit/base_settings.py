@@ -66,7 +66,7 @@ MAX_URL_LENGTH = env_int("MAX_URL_LENGTH", 4096)
 JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
 JSON_MAX_STRING_LENGTH = env_int("JSON_MAX_STRING_LENGTH", 16 * 1024)
 
-# Security headers (see "Security headers and health" in the README): nosniff,
+# Security headers (docs/security.md, "Security headers and health"): nosniff,
 # Referrer-Policy and, on HTTPS requests, HSTS from SecurityMiddleware; X-Frame-Options from
 # XFrameOptionsMiddleware.
 SECURE_CONTENT_TYPE_NOSNIFF = True

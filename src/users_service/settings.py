@@ -1,4 +1,7 @@
-"""Settings of the users service. Everything comes from the environment (see README)."""
+"""Settings of the users service.
+
+Every value comes from the environment; docs/operations/configuration.md has them all.
+"""
 
 from servicekit.base_settings import *  # noqa: F403
 from servicekit.conf import database_from_env, env_int, env_rate
@@ -49,10 +52,10 @@ JWT_SERVICE_TOKEN_SECONDS = env_int("JWT_SERVICE_TOKEN_SECONDS", 3600)
 # never carries it further.
 SESSION_MAX_AGE_SECONDS = env_int("SESSION_MAX_AGE_SECONDS", 30 * 24 * 3600)
 
-# Rate limits (servicekit.ratelimits; the README's Security section has the table):
+# Rate limits (servicekit.ratelimits; docs/security.md has the table):
 # "<count>/<period>", the period in s, m, h or d with an optional multiple ("40/h",
-# "5/15m"), or "off". Counted in fixed windows of that period that end by themselves,
-# shared by every process through the service's database.
+# "5/15m"), or "off". Judged over a sliding window of that period, shared by every process
+# through the service's database.
 #
 # An address can never use up an account's login budget alone (40 + 40 across a window
 # edge < 100): an attack from one address never locks the owner out.
