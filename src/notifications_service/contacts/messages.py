@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from notifications_service.contacts.services import contact_upsert
-from notifications_service.inbox.envelope import Envelope
+from servicekit.messages import IncomingEnvelope, UserMessage
 
 CONSUMED_TYPES = ("user.registered", "user.updated")
 
 
-def handle_event(envelope: Envelope) -> None:
-    if envelope.type not in CONSUMED_TYPES:
+def handle_message(envelope: IncomingEnvelope) -> None:
+    message = envelope.data
+    if envelope.type not in CONSUMED_TYPES or not isinstance(message, UserMessage):
         return
-    data = envelope.data
     contact_upsert(
-        user_id=str(data["user_id"]),
-        name=str(data.get("name") or ""),
-        email=str(data["email"]),
-        role=str(data.get("role") or ""),
+        user_id=str(message.user_id),
+        name=message.name,
+        email=message.email,
+        role=message.role,
         occurred_at=envelope.occurred_at,
     )

@@ -2,7 +2,9 @@
 
 For every message:
 
-1. parse the envelope (a message that is not one goes straight to the dead letters);
+1. decode the envelope and its data into the model of its type (`servicekit.messages`); a
+   message that is not an envelope, or whose data does not match its model, is poison and
+   goes straight to the dead letters;
 2. in one database transaction, claim the event id for this consumer (`ProcessedEvent`,
    unique) and run the handler; a claim that finds the id already there does nothing;
 3. only after the commit, ack the message.
@@ -26,9 +28,9 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from nats.aio.msg import Msg
 from nats.js import api
 
-from notifications_service.inbox.envelope import Envelope, PoisonMessageError, parse_envelope
 from notifications_service.inbox.services import Handler, dead_letter_record, event_handle
 from servicekit.bus import BusUnavailableError, SyncBus, SyncPullSubscription, backoff_delay
+from servicekit.messages import IncomingEnvelope, PoisonMessageError, decode_envelope
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class ConsumerOptions:
     retry_max: float = 60.0
 
 
-def handle_envelope(spec: ConsumerSpec, envelope: Envelope) -> bool:
+def handle_envelope(spec: ConsumerSpec, envelope: IncomingEnvelope) -> bool:
     """Run the handler once per (consumer, event). False if it had already run."""
     return event_handle(consumer=spec.name, handler=spec.handler, envelope=envelope)
 
@@ -96,9 +98,17 @@ class ConsumerWorker:
         deliveries = msg.metadata.num_delivered or 1
         sequence = msg.metadata.sequence.stream if msg.metadata.sequence else None
         try:
-            envelope = parse_envelope(msg.data)
+            envelope = decode_envelope(msg.data)
         except PoisonMessageError as exc:
-            self._dead_letter(subscription, msg, str(exc), deliveries, sequence)
+            self._dead_letter(
+                subscription,
+                msg,
+                str(exc),
+                deliveries,
+                sequence,
+                message_id=str(exc.message_id or ""),
+                message_type=exc.message_type,
+            )
             return
         except Exception:  # a parsing bug must not wedge the stream: dead-letter the message
             self._dead_letter(subscription, msg, traceback.format_exc(), deliveries, sequence)
@@ -147,7 +157,9 @@ class ConsumerWorker:
         deliveries: int,
         sequence: int | None,
         *,
-        envelope: Envelope | None = None,
+        envelope: IncomingEnvelope | None = None,
+        message_id: str = "",
+        message_type: str = "",
     ) -> None:
         dead_letter_record(
             consumer=self.spec.name,
@@ -156,8 +168,8 @@ class ConsumerWorker:
             error=error,
             deliveries=deliveries,
             stream_sequence=sequence,
-            event_id=str(envelope.id) if envelope else "",
-            event_type=envelope.type if envelope else "",
+            event_id=str(envelope.id) if envelope else message_id,
+            event_type=envelope.type if envelope else message_type,
         )
         self.dead_lettered += 1
         logger.error(

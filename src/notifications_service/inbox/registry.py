@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from notifications_service.contacts import events as contact_events
+from notifications_service.contacts import messages as contact_messages
 from notifications_service.inbox.consumer import ConsumerOptions, ConsumerSpec
-from notifications_service.notifications import events as notification_events
-from notifications_service.webhooks import events as webhook_events
+from notifications_service.notifications import messages as notification_messages
+from notifications_service.webhooks import messages as webhook_messages
 
 
 def consumer_specs() -> list[ConsumerSpec]:
@@ -20,19 +20,19 @@ def consumer_specs() -> list[ConsumerSpec]:
             name="contacts",
             durable="notifications-contacts",
             types=("user.>",),
-            handler=contact_events.handle_event,
+            handler=contact_messages.handle_message,
         ),
         ConsumerSpec(
             name="notifications",
             durable="notifications-notify",
-            types=notification_events.SUBSCRIBED,
-            handler=notification_events.handle_event,
+            types=notification_messages.SUBSCRIBED,
+            handler=notification_messages.handle_message,
         ),
         ConsumerSpec(
             name="webhooks",
             durable="notifications-webhooks",
-            types=webhook_events.SUBSCRIBED,
-            handler=webhook_events.handle_event,
+            types=webhook_messages.SUBSCRIBED,
+            handler=webhook_messages.handle_message,
         ),
     ]
 

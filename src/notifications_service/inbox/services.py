@@ -7,10 +7,10 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from notifications_service.inbox.envelope import Envelope, parse_envelope
 from notifications_service.inbox.models import DeadLetter, ProcessedEvent
+from servicekit.messages import IncomingEnvelope, decode_envelope
 
-Handler = Callable[[Envelope], None]
+Handler = Callable[[IncomingEnvelope], None]
 
 
 def processed_event_claim(*, consumer: str, event_id: uuid.UUID, event_type: str) -> bool:
@@ -62,7 +62,7 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\\x00")
 
 
-def event_handle(*, consumer: str, handler: Handler, envelope: Envelope) -> bool:
+def event_handle(*, consumer: str, handler: Handler, envelope: IncomingEnvelope) -> bool:
     """Run `handler` once per (consumer, event), in one transaction with the claim.
 
     False if the event had already been handled (nothing is done).
@@ -83,7 +83,7 @@ def dead_letter_retry(*, dead_letter: DeadLetter, handler: Handler) -> bool:
     replaced by the new one and False returned.
     """
     try:
-        envelope = parse_envelope(dead_letter.payload.encode())
+        envelope = decode_envelope(dead_letter.payload.encode())
         event_handle(consumer=dead_letter.consumer, handler=handler, envelope=envelope)
     except Exception as exc:  # whatever it is, the letter stays with the new error
         dead_letter.error = f"retry failed: {type(exc).__name__}: {exc}"[:10_000]

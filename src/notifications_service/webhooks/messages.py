@@ -1,19 +1,31 @@
-"""Organizer webhooks: every event about an organizer's events, bookings and payments."""
+"""Organizer webhooks: every message about an organizer's events, bookings and payments.
+
+A webhook carries the envelope with `data` encoded from the model: what the AsyncAPI document
+describes, whichever producer version sent it.
+"""
 
 from __future__ import annotations
 
-from notifications_service.inbox.envelope import Envelope
 from notifications_service.webhooks.services import WEBHOOK_EVENT_TYPES, webhook_deliveries_enqueue
+from servicekit.messages import (
+    BookingMessage,
+    EventMessage,
+    IncomingEnvelope,
+    PaymentMessage,
+    message_to_builtins,
+)
 
 SUBSCRIBED = ("event.>", "booking.>", "payment.>")
 
 
-def handle_event(envelope: Envelope) -> None:
-    organizer_id = envelope.data.get("organizer_id")
-    if envelope.type not in WEBHOOK_EVENT_TYPES or not organizer_id:
+def handle_message(envelope: IncomingEnvelope) -> None:
+    message = envelope.data
+    if envelope.type not in WEBHOOK_EVENT_TYPES or not isinstance(
+        message, EventMessage | BookingMessage | PaymentMessage
+    ):
         return
     webhook_deliveries_enqueue(
-        organizer_id=str(organizer_id),
+        organizer_id=str(message.organizer_id),
         event_id=envelope.id,
         event_type=envelope.type,
         envelope={
@@ -22,6 +34,10 @@ def handle_event(envelope: Envelope) -> None:
             "occurred_at": envelope.occurred_at.isoformat(),
             "producer": envelope.producer,
             "version": envelope.version,
-            "data": {k: v for k, v in envelope.data.items() if k != "affected_user_ids"},
+            "data": {
+                key: value
+                for key, value in message_to_builtins(message).items()
+                if key != "affected_user_ids"
+            },
         },
     )

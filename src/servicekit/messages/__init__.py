@@ -12,6 +12,7 @@ round with msgspec against 12.2 µs with pydantic 2.14, 3.3 times faster
 from servicekit.messages.envelope import (
     Envelope,
     IncomingData,
+    IncomingEnvelope,
     PoisonMessageError,
     decode_envelope,
     encode_datetime,
@@ -56,6 +57,7 @@ __all__ = [
     "EventMessage",
     "EventUpdated",
     "IncomingData",
+    "IncomingEnvelope",
     "Message",
     "PaymentFailed",
     "PaymentMessage",

@@ -45,6 +45,7 @@ class Envelope(msgspec.Struct, Generic[DataT], frozen=True, kw_only=True):
 
 # What a consumer reads: the typed model, or the plain object of a type it does not know.
 IncomingData = Message | dict[str, Any]
+IncomingEnvelope = Envelope[IncomingData]
 
 _head_decoder = msgspec.json.Decoder(Envelope[msgspec.Raw])
 _object_decoder = msgspec.json.Decoder(dict[str, Any])
@@ -58,8 +59,10 @@ def decode_envelope(raw: bytes) -> Envelope[IncomingData]:
     """The envelope with its data decoded; `PoisonMessageError` when either does not match."""
     try:
         head = _head_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except msgspec.ValidationError as exc:
         raise PoisonMessageError(f"invalid envelope: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise PoisonMessageError(f"not JSON: {exc}") from exc
     decoder = _data_decoders.get(head.type, _object_decoder)
     try:
         data = decoder.decode(head.data)

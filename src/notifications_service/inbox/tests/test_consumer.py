@@ -10,12 +10,14 @@ import pytest
 
 from notifications_service.contacts.models import Contact
 from notifications_service.inbox.consumer import ConsumerOptions, ConsumerSpec, ConsumerWorker
-from notifications_service.inbox.envelope import Envelope
 from notifications_service.inbox.models import DeadLetter, ProcessedEvent
 from notifications_service.inbox.registry import consumer_specs
 from notifications_service.notifications.models import Notification
 from notifications_service.testing import envelope, publish, wait_until
 from servicekit.bus import SyncBus
+from servicekit.messages import BookingConfirmed
+from servicekit.messages import IncomingEnvelope as Envelope
+from servicekit.messages.examples import example_data
 
 pytestmark = pytest.mark.django_db
 
@@ -31,10 +33,16 @@ def _drain(worker: ConsumerWorker, *, rounds: int = 20) -> None:
         worker.run_once()
 
 
-def _confirmed(user_id: str) -> dict[str, Any]:
+def _confirmed(user_id: str, booking_id: int = 1) -> dict[str, Any]:
     return envelope(
         "booking.confirmed",
-        {"booking_id": 1, "user_id": user_id, "event_name": "Gig", "tickets_booked": 1},
+        example_data(
+            "booking.confirmed",
+            booking_id=booking_id,
+            user_id=user_id,
+            event_name="Gig",
+            tickets_booked=1,
+        ),
     )
 
 
@@ -44,7 +52,7 @@ def test_events_become_notifications_and_contacts(bus: SyncBus) -> None:
         bus,
         envelope(
             "user.registered",
-            {"user_id": user_id, "name": "Ada", "email": "ada@example.com", "role": "customer"},
+            example_data("user.registered", user_id=user_id, email="ada@example.com"),
         ),
     )
     publish(bus, _confirmed(user_id))
@@ -78,10 +86,12 @@ def test_the_same_event_published_twice_makes_one_notification(bus: SyncBus) -> 
 def test_a_user_update_never_goes_back_in_time(bus: SyncBus) -> None:
     user_id = str(uuid.uuid4())
     newer = envelope(
-        "user.updated", {"user_id": user_id, "name": "New", "email": "new@example.com"}
+        "user.updated",
+        example_data("user.updated", user_id=user_id, name="New", email="new@example.com"),
     )
     older = envelope(
-        "user.updated", {"user_id": user_id, "name": "Old", "email": "old@example.com"}
+        "user.updated",
+        example_data("user.updated", user_id=user_id, name="Old", email="old@example.com"),
     )
     older["occurred_at"] = "2000-01-01T00:00:00+00:00"
     publish(bus, newer)
@@ -143,13 +153,13 @@ def test_a_message_its_handler_cannot_read_fails_alone_while_the_next_is_handled
     handled: list[uuid.UUID] = []
 
     def handle(event: Envelope) -> None:
-        if event.data.get("poison"):
+        if isinstance(event.data, BookingConfirmed) and event.data.booking_id == 1:
             raise KeyError("tickets_booked")
         handled.append(event.id)
 
     spec = ConsumerSpec(name="picky", durable="tests-picky", types=(">",), handler=handle)
-    bad = envelope("booking.confirmed", {"poison": True})
-    good = envelope("booking.confirmed", {"booking_id": 2})
+    bad = _confirmed(str(uuid.uuid4()), booking_id=1)
+    good = _confirmed(str(uuid.uuid4()), booking_id=2)
     publish(bus, bad)
     publish(bus, good)
     worker = ConsumerWorker(bus, spec, FAST)
@@ -182,3 +192,47 @@ def test_a_message_with_a_nul_byte_is_dead_lettered_and_the_next_is_handled(
     assert letter.payload == "\\x00not json"  # PostgreSQL text holds no NUL
     assert "not JSON" in letter.error
     assert worker.subscription().fetch(1, 0.5) == []
+
+
+def test_data_that_does_not_match_its_model_is_dead_lettered_at_once(bus: SyncBus) -> None:
+    user_id = str(uuid.uuid4())
+    wrong = envelope("booking.confirmed", example_data("booking.confirmed", booking_id="one"))
+    missing = envelope("booking.confirmed", {"booking_id": 1, "user_id": user_id})
+    publish(bus, wrong)
+    publish(bus, missing)
+    publish(bus, _confirmed(user_id))
+    worker = ConsumerWorker(bus, _spec("notifications"), FAST)
+    worker.run_once()
+    letters = {letter.event_id: letter for letter in DeadLetter.objects.all()}
+    assert set(letters) == {wrong["id"], missing["id"]}
+    assert all(letter.deliveries == 1 for letter in letters.values())
+    assert all(letter.event_type == "booking.confirmed" for letter in letters.values())
+    assert "does not match its model" in letters[wrong["id"]].error
+    assert "booking_id" in letters[wrong["id"]].error
+    assert "organizer_id" in letters[missing["id"]].error
+    assert Notification.objects.filter(user_id=user_id).count() == 1
+    assert worker.subscription().fetch(1, 0.5) == []
+
+
+def test_a_field_no_model_declares_is_ignored(bus: SyncBus) -> None:
+    """A newer producer may send a field before this consumer knows it."""
+    user_id = str(uuid.uuid4())
+    document = _confirmed(user_id)
+    document["data"]["seat_map"] = {"row": "F", "seats": [11, 12]}
+    document["gateway"] = "eu-1"
+    publish(bus, document)
+    worker = ConsumerWorker(bus, _spec("notifications"), FAST)
+    worker.run_once()
+    assert not DeadLetter.objects.exists()
+    notification = Notification.objects.get(user_id=user_id)
+    assert "seat_map" not in notification.data
+
+
+def test_a_type_no_model_declares_is_passed_over(bus: SyncBus) -> None:
+    """`booking.>` also brings types added after this consumer was built: not poison."""
+    publish(bus, envelope("booking.rebooked", {"anything": [1, 2]}))
+    worker = ConsumerWorker(bus, _spec("notifications"), FAST)
+    worker.run_once()
+    assert not DeadLetter.objects.exists()
+    assert worker.handled == 1
+    assert not Notification.objects.exists()

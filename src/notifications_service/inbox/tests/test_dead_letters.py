@@ -10,6 +10,7 @@ from notifications_service.inbox.models import DeadLetter, ProcessedEvent
 from notifications_service.inbox.services import dead_letter_record
 from notifications_service.notifications.models import Notification
 from notifications_service.testing import envelope
+from servicekit.messages.examples import example_data
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ def test_list_shows_the_last_error_line(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_retry_after_the_fix_makes_the_notification_once() -> None:
     user_id = str(uuid.uuid4())
-    fixed = envelope("booking.confirmed", {"booking_id": 1, "user_id": user_id})
+    fixed = envelope("booking.confirmed", example_data("booking.confirmed", user_id=user_id))
     letter = _letter(fixed)
     call_command("dead_letters", "--retry", str(letter.pk))
     assert not DeadLetter.objects.exists()
@@ -55,7 +56,7 @@ def test_retry_that_still_fails_keeps_the_letter() -> None:
     with pytest.raises(CommandError):
         call_command("dead_letters", "--retry-all")
     letter.refresh_from_db()
-    assert letter.error.startswith("retry failed: KeyError")
+    assert letter.error.startswith("retry failed: PoisonMessageError")
     assert not Notification.objects.exists()
     with pytest.raises(CommandError, match="no dead letters"):
         call_command("dead_letters", "--retry", "999999")

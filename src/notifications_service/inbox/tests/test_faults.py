@@ -31,23 +31,21 @@ from notifications_service.testing import (
     wait_until,
 )
 from servicekit.bus import BusConfig, SyncBus
+from servicekit.messages.examples import example_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _confirmed_data(n: int) -> dict[str, Any]:
-    return {
-        "booking_id": n,
-        "user_id": str(uuid.uuid4()),
-        "organizer_id": "org-1",
-        "kind": "tickets",
-        "event_id": 1,
-        "event_name": "Gig",
-        "tickets_booked": 1,
-        "status": "confirmed",
-        "amount": "10.00",
-        "currency": "EUR",
-    }
+    return example_data(
+        "booking.confirmed",
+        booking_id=n,
+        user_id=str(uuid.uuid4()),
+        event_id=1,
+        event_name="Gig",
+        tickets_booked=1,
+        amount="10.00",
+    )
 
 
 def _log(path: Path) -> str:
@@ -273,7 +271,7 @@ def test_the_consumer_process_dead_letters_bad_messages_and_handles_the_rest(
     from notifications_service.inbox.models import DeadLetter
 
     bus.publish(event_type="booking.confirmed", payload=b"\x00not json", msg_id="nul")
-    unreadable = envelope("booking.confirmed", {"booking_id": 1})  # no user_id: KeyError
+    unreadable = envelope("booking.confirmed", {"booking_id": 1})  # no user_id: poison
     publish(bus, unreadable)
     total = 20
     for n in range(total):
@@ -297,6 +295,7 @@ def test_the_consumer_process_dead_letters_bad_messages_and_handles_the_rest(
     finally:
         stop_process(consumer)
     letters = {letter.event_id: letter for letter in DeadLetter.objects.all()}
-    assert letters[unreadable["id"]].deliveries == 2
-    assert "KeyError: 'user_id'" in letters[unreadable["id"]].error
+    # Data that does not match its model is poison: dead-lettered at its first delivery.
+    assert letters[unreadable["id"]].deliveries == 1
+    assert "missing required field `user_id`" in letters[unreadable["id"]].error
     assert letters[""].payload == "\\x00not json"

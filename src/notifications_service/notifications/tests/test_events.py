@@ -5,10 +5,11 @@ import uuid
 import pytest
 
 from notifications_service.inbox.consumer import handle_envelope
-from notifications_service.inbox.envelope import parse_envelope
 from notifications_service.inbox.registry import consumer_specs
 from notifications_service.notifications.models import EmailDelivery, Notification
 from notifications_service.testing import envelope
+from servicekit.messages import decode_envelope as parse_envelope
+from servicekit.messages.examples import example_data
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,12 @@ def booking(user_id: str, **extra: object) -> dict:
 )
 def test_each_event_makes_one_notification_with_an_email(event_type: str, title: str) -> None:
     user_id = str(uuid.uuid4())
-    assert _deliver(envelope(event_type, booking(user_id)))
+    data = (
+        example_data(event_type, user_id=user_id, event_name="Jazz night", amount="40.00")
+        if event_type.startswith("payment.")
+        else booking(user_id)
+    )
+    assert _deliver(envelope(event_type, data))
     notification = Notification.objects.get(user_id=user_id)
     assert notification.kind == event_type
     assert notification.title == title
@@ -101,11 +107,13 @@ def test_event_cancellation_tells_every_ticket_holder_once() -> None:
         "organizer_id": str(uuid.uuid4()),
         "name": "Jazz night",
         "date": "2030-01-01",
-        "time": "20:00",
+        "time": "20:00:00",
         "location": "Hall",
         "total_tickets": 10,
         "available_tickets": 10,
         "price_per_ticket": "20.00",
+        "currency": "EUR",
+        "status": "canceled",
         "affected_user_ids": [*holders, holders[0]],
     }
     _deliver(envelope("event.canceled", event))
@@ -123,10 +131,17 @@ def test_uninteresting_events_are_recorded_but_make_nothing() -> None:
     assert not Notification.objects.exists()
 
 
-def test_a_handler_error_rolls_back_the_claim() -> None:
-    document = envelope("booking.confirmed", {"booking_id": 1})  # no user_id
+def test_a_handler_error_rolls_back_the_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    from notifications_service.notifications import messages
+
+    def broken(**fields: object) -> None:
+        raise KeyError("user_id")
+
+    monkeypatch.setattr(messages, "notification_create", broken)
+    document = envelope("booking.confirmed", booking(str(uuid.uuid4())))
     with pytest.raises(KeyError):
         _deliver(document)
+    monkeypatch.undo()
     fixed = envelope(
         "booking.confirmed", booking(str(uuid.uuid4())), event_id=uuid.UUID(document["id"])
     )

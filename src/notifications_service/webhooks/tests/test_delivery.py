@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from notifications_service.inbox.consumer import handle_envelope
-from notifications_service.inbox.envelope import parse_envelope
 from notifications_service.inbox.registry import consumer_specs
 from notifications_service.testing import envelope, wait_until
 from notifications_service.webhooks.models import WebhookDelivery
@@ -22,6 +21,8 @@ from notifications_service.webhooks.services import (
     webhook_endpoint_create,
 )
 from notifications_service.webhooks.signing import SIGNATURE_HEADER, verify_signature
+from servicekit.messages import decode_envelope as parse_envelope
+from servicekit.messages.examples import example_data
 
 pytestmark = pytest.mark.django_db
 
@@ -76,12 +77,24 @@ def test_failing_twice_then_succeeding_gets_the_event_signed(receiver: Receiver)
     )
     document = envelope(
         "booking.confirmed",
-        {"booking_id": 9, "user_id": str(uuid.uuid4()), "organizer_id": organizer_id},
+        example_data(
+            "booking.confirmed",
+            booking_id=9,
+            user_id=str(uuid.uuid4()),
+            organizer_id=organizer_id,
+        ),
     )
     _consume(document)
     _consume(document)  # redelivered: still one delivery
-    _consume(envelope("payment.succeeded", {"organizer_id": organizer_id}))  # not subscribed
-    _consume(envelope("booking.confirmed", {"organizer_id": str(uuid.uuid4())}))  # not theirs
+    _consume(
+        envelope("payment.succeeded", example_data("payment.succeeded", organizer_id=organizer_id))
+    )  # not subscribed
+    _consume(
+        envelope(
+            "booking.confirmed",
+            example_data("booking.confirmed", organizer_id=str(uuid.uuid4())),
+        )
+    )  # not theirs
     assert WebhookDelivery.objects.count() == 1
 
     def delivered() -> bool:
@@ -127,7 +140,12 @@ def test_deliveries_log_is_visible_to_the_organizer(receiver: Receiver, new_call
     endpoint = webhook_endpoint_create(
         organizer_id=organizer.user_id, url=receiver.url, event_types=[]
     )
-    _consume(envelope("event.canceled", {"organizer_id": organizer.user_id, "name": "Gig"}))
+    _consume(
+        envelope(
+            "event.canceled",
+            example_data("event.canceled", organizer_id=organizer.user_id, name="Gig"),
+        )
+    )
     assert wait_until(lambda: webhook_deliveries_dispatch().sent == 1 or False, 10, interval=0.05)
     response = APIClient().get(f"/api/webhooks/{endpoint.pk}/deliveries", **organizer.auth)
     [item] = response.json()["results"]
@@ -138,7 +156,9 @@ def test_deliveries_log_is_visible_to_the_organizer(receiver: Receiver, new_call
 def test_a_private_address_is_refused_at_send_time_too(settings, receiver: Receiver) -> None:
     organizer_id = str(uuid.uuid4())
     webhook_endpoint_create(organizer_id=organizer_id, url=receiver.url, event_types=[])
-    _consume(envelope("booking.confirmed", {"organizer_id": organizer_id}))
+    _consume(
+        envelope("booking.confirmed", example_data("booking.confirmed", organizer_id=organizer_id))
+    )
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     assert webhook_deliveries_dispatch().retried == 1
     delivery = WebhookDelivery.objects.get()
