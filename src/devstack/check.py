@@ -33,6 +33,10 @@ def run_checks() -> int:
             "docs: headings said once, links that lead somewhere",
             [python, "-m", "devstack.docscheck"],
         ),
+        _run(
+            "AsyncAPI document current with the message models",
+            [python, "-m", "servicekit.messages.asyncapi", "--check"],
+        ),
     ]
     workdir = Path(tempfile.mkdtemp(prefix="turnstile-check-"))
     postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
