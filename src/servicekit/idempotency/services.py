@@ -49,7 +49,8 @@ class Replay:
 @dataclass(frozen=True)
 class Resume:
     """An earlier request with the key got past its first phase and left no answer (it
-    died, or its last phase failed): carry on from its recovery point."""
+    died, its last phase failed, or its outcome is still unknown): carry on from its
+    recovery point."""
 
     record: IdempotencyKey
 

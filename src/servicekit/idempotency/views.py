@@ -43,20 +43,27 @@ class _Answered(Exception):  # noqa: N818 (it carries the answer, it is not an e
         self.response = response
 
 
-def _keeps(response: Response) -> bool:
+def _keeps(response: Response, *, phased: bool) -> bool:
     """Whether an answer is the key's for good. A 5xx (the server failed) and a 429 (come
     back later) are not: a retry with the key runs again. (A stored 429 would refuse the
-    key for its whole lifetime, whatever Retry-After said.)"""
+    key for its whole lifetime, whatever Retry-After said.) Nor is a phased request's 202:
+    its last phase has not finished (a payment's outcome is unknown), so a retry resumes it
+    and learns the outcome, instead of a replayed `pending` for the key's whole lifetime."""
+    if phased and response.status_code == 202:
+        return False
     return response.status_code < 500 and response.status_code != 429
 
 
 def _content_type(response: Response) -> str:
-    # The header is set at rendering, later: take what rendering will use.
-    return (
-        response.content_type
-        or getattr(response, "accepted_media_type", None)
-        or "application/json"
-    )
+    """The header rendering will set, later (DRF's rule): the response's own content type,
+    or the renderer's media type; never the client's Accept with its parameters."""
+    if response.content_type:
+        return str(response.content_type)
+    renderer = getattr(response, "accepted_renderer", None)
+    if renderer is None:
+        return "application/json"
+    media_type = str(renderer.media_type)
+    return f"{media_type}; charset={renderer.charset}" if renderer.charset else media_type
 
 
 def _replay(replay: Replay) -> Response:
@@ -140,7 +147,7 @@ class IdempotentMixin:
         scope, self._idempotency = self._idempotency, None
         if scope is None:
             return response
-        if not _keeps(response):
+        if not _keeps(response, phased=self.idempotency_phases):
             if not self.idempotency_phases:
                 transaction.set_rollback(True)  # the change goes with its answer
             return response

@@ -351,3 +351,45 @@ def _kill_server(base: str) -> None:
                 os.killpg(os.getpgid(process.pid), signal.SIGKILL)
                 return
     raise AssertionError(f"no server process bound to {bind}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_retried_after_an_unknown_outcome_resumes_and_learns_it(
+    customer: Caller,
+) -> None:
+    """A 202 (the provider's answer unknown) is not the key's answer: the payment's last
+    phase has not finished. The retry with the key resumes (asks the provider again with the
+    payment's own key) and answers the outcome, charging once; a replay of a 202 would say
+    `pending` for the key's whole lifetime, without the `Location` to poll."""
+    event = make_event(total_tickets=10)
+    booking_id = post(
+        customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None
+    ).json()["id"]
+    body = {"booking": booking_id, "payment_token": "tok_chargeThenTimeout"}
+    first = post(customer, "/api/payments/", body, "pay-unknown")
+    assert first.status_code == 202
+    assert first["Location"] == f"/api/payments/{first.json()['id']}"
+    retry = post(customer, "/api/payments/", body, "pay-unknown")
+    assert retry.status_code == 201, retry.json()
+    assert retry.json()["id"] == first.json()["id"]
+    assert retry.json()["status"] == "success"
+    assert Payment.objects.count() == 1
+    assert SandboxLedgerEntry.objects.filter(operation_key__startswith="charge:").count() == 1
+    replay = post(customer, "/api/payments/", body, "pay-unknown")
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == retry.json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_has_the_content_type_of_the_first_answer(customer: Caller) -> None:
+    """The content type rendering used, not the client's Accept header with its parameters
+    (`application/json;q=0.9` is no content type)."""
+    event = make_event(total_tickets=10)
+    body = {"event": event.pk, "tickets_booked": 1}
+    client = customer.client()
+    headers = {"Idempotency-Key": "accept", "Accept": "application/json;q=0.9"}
+    first = client.post("/api/bookings/", body, format="json", headers=headers)
+    replay = client.post("/api/bookings/", body, format="json", headers=headers)
+    assert first.status_code == replay.status_code == 201
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay["Content-Type"] == first["Content-Type"] == "application/json"
