@@ -35,6 +35,8 @@ from servicekit.idempotency.models import IdempotencyKey
 from servicekit.problems import Conflict, Problem, Unprocessable
 
 MAX_KEY_LENGTH = 255
+# How long the previous version of this module held a reserved key for its running request.
+LEGACY_IN_FLIGHT = dt.timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,12 @@ def idempotency_key_find(scope: Scope) -> Replay | Resume | None:
         )
     if existing.recovery_point is not None:
         return Resume(existing)
-    # Neither an answer nor a recovery point: nothing committed with it. (Only a row left
-    # by an older version of this module, which reserved keys ahead of the change.)
+    # Neither an answer nor a recovery point: a reservation by an older version of this
+    # module, which reserved keys ahead of the change and took no advisory lock. While a
+    # release rolls out, its request may still be running: in use for as long as that
+    # version waited for one, then abandoned (its process died).
+    if existing.created_at > now - LEGACY_IN_FLIGHT:
+        raise _in_use()
     existing.delete()
     return None
 

@@ -32,6 +32,7 @@ from booking_service.payments.providers import ChargeResult, SandboxPaymentProvi
 from booking_service.testing import Caller, make_event
 from servicekit.idempotency import views
 from servicekit.idempotency.models import IdempotencyKey
+from servicekit.idempotency.services import request_fingerprint
 from servicekit.testing import service_process
 
 
@@ -393,3 +394,31 @@ def test_a_replay_has_the_content_type_of_the_first_answer(customer: Caller) -> 
     assert first.status_code == replay.status_code == 201
     assert replay["Idempotent-Replayed"] == "true"
     assert replay["Content-Type"] == first["Content-Type"] == "application/json"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_reserved_by_the_previous_version_is_in_use_while_its_request_may_run(
+    customer: Caller,
+) -> None:
+    """While a release rolls out, the previous version reserves a key (a row with neither an
+    answer nor a recovery point) and runs its request without an advisory lock; a
+    duplicate on this version must not run the request a second time meanwhile."""
+    event = make_event(total_tickets=10)
+    body = {"event": event.pk, "tickets_booked": 1}
+    now = timezone.now()
+    reserved = IdempotencyKey.objects.create(
+        owner=str(customer.id),
+        endpoint=f"POST {BookingCreateApi.idempotency_scope}",
+        key="rolling",
+        request_fingerprint=request_fingerprint(json.dumps(body).encode()),
+        created_at=now,
+        expires_at=now + dt.timedelta(days=1),
+    )
+    duplicate = post(customer, "/api/bookings/", body, "rolling")
+    assert duplicate.status_code == 409
+    assert duplicate.json()["type"] == "urn:problem:idempotency-key-in-use"
+    assert not Booking.objects.exists()
+    # Its request never answered within the previous version's in-flight limit: it died.
+    IdempotencyKey.objects.filter(pk=reserved.pk).update(created_at=now - dt.timedelta(seconds=61))
+    assert post(customer, "/api/bookings/", body, "rolling").status_code == 201
+    assert Booking.objects.count() == 1
