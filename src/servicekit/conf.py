@@ -65,6 +65,30 @@ def env_rate(name: str, default: str) -> str | None:
     return value
 
 
+def _session_settings() -> list[tuple[str, int]]:
+    """PostgreSQL settings each connection sets for itself (a URL's own `options` wins).
+
+    - No statement waits forever: a stuck lock holder becomes a 503, not a hung worker.
+    - No transaction stays open and idle: one whose client stopped talking mid-way (a
+      paused process, a bug) is ended, with its locks, instead of blocking every buyer of
+      the event it locked.
+    - The server probes an idle connection every few seconds, so a client whose host died
+      or was cut off (no FIN ever comes) is noticed in about a minute, not the operating
+      system's two hours, and its locks, advisory ones included, are released.
+    """
+    wanted = [
+        ("statement_timeout", env_int("DB_STATEMENT_TIMEOUT_MS", 30_000)),
+        (
+            "idle_in_transaction_session_timeout",
+            env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000),
+        ),
+        ("tcp_keepalives_idle", 30),
+        ("tcp_keepalives_interval", 10),
+        ("tcp_keepalives_count", 3),
+    ]
+    return [(name, value) for name, value in wanted if value > 0]
+
+
 def database_from_env(name: str = "DATABASE_URL") -> dict[str, Any]:
     """Django DATABASES entry from a URL; PostgreSQL only.
 
@@ -81,9 +105,7 @@ def database_from_env(name: str = "DATABASE_URL") -> dict[str, Any]:
     options = config.setdefault("OPTIONS", {})
     if not config.get("HOST") and "host" in options:  # a Unix socket: ...?host=/path
         config["HOST"] = options.pop("host")
-    # No statement waits forever (a stuck lock holder becomes a 503, not a hung worker).
-    timeout_ms = env_int("DB_STATEMENT_TIMEOUT_MS", 30_000)
-    if timeout_ms > 0 and "options" not in options:
-        options["options"] = f"-c statement_timeout={timeout_ms}"
+    if "options" not in options:
+        options["options"] = " ".join(f"-c {name}={value}" for name, value in _session_settings())
     config["ATOMIC_REQUESTS"] = False
     return config

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.utils import timezone
 
@@ -175,27 +176,40 @@ def idempotency_key_checkpoint(scope: Scope, recovery_point: Any) -> None:
     )
 
 
+_STORE_SQL = f"""
+INSERT INTO {IdempotencyKey._meta.db_table} AS kept
+    (owner, endpoint, key, request_fingerprint, response_status, response_body,
+     response_content_type, recovery_point, created_at, expires_at)
+VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, NULL, %s, %s)
+ON CONFLICT (owner, endpoint, key) DO UPDATE SET
+    response_status = EXCLUDED.response_status,
+    response_body = EXCLUDED.response_body,
+    response_content_type = EXCLUDED.response_content_type
+WHERE kept.response_status IS NULL
+"""  # noqa: S608 (the table name comes from the model)
+
+
 def idempotency_key_store(scope: Scope, *, status: int, body: Any, content_type: str) -> None:
     """Record the key's answer; call it in the transaction of the change it answers for (or
-    on its own when nothing changed)."""
+    on its own when nothing changed). One statement. The first answer stands: a request
+    that lost its lock (its connection was replaced mid-request) never overwrites the answer
+    a retry recorded meanwhile."""
     now = timezone.now()
-    answer = {
-        "response_status": status,
-        "response_body": body,
-        "response_content_type": content_type,
-    }
-    IdempotencyKey.objects.update_or_create(
-        owner=scope.owner,
-        endpoint=scope.endpoint,
-        key=scope.key,
-        defaults=answer,
-        create_defaults={
-            "request_fingerprint": scope.fingerprint,
-            "created_at": now,
-            "expires_at": now + _ttl(),
-            **answer,
-        },
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STORE_SQL,
+            [
+                scope.owner,
+                scope.endpoint,
+                scope.key,
+                scope.fingerprint,
+                status,
+                json.dumps(body, cls=DjangoJSONEncoder),
+                content_type,
+                now,
+                now + _ttl(),
+            ],
+        )
 
 
 def idempotency_keys_purge(*, now: dt.datetime | None = None) -> int:

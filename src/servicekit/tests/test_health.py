@@ -124,6 +124,22 @@ def test_statements_have_a_time_limit() -> None:
 
 
 @pytest.mark.django_db
+def test_idle_transactions_end_and_vanished_clients_are_noticed() -> None:
+    """An idle transaction (a paused client holding an event's lock) ends after a minute;
+    the server probes a TCP connection, so a client whose host died releases its locks.
+    (The tests reach PostgreSQL on a Unix socket, where keepalives read as 0: for those the
+    options the connections carry are checked.)"""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('idle_in_transaction_session_timeout')")
+        assert cursor.fetchone() == ("1min",)
+    options = connection.settings_dict["OPTIONS"]["options"].split()
+    assert "tcp_keepalives_idle=30" in options
+    assert "tcp_keepalives_count=3" in options
+
+
+@pytest.mark.django_db
 def test_a_statement_over_its_time_limit_is_a_503_problem() -> None:
     from django.db import OperationalError, connection
 

@@ -32,7 +32,12 @@ from booking_service.payments.providers import ChargeResult, SandboxPaymentProvi
 from booking_service.testing import Caller, make_event
 from servicekit.idempotency import views
 from servicekit.idempotency.models import IdempotencyKey
-from servicekit.idempotency.services import request_fingerprint
+from servicekit.idempotency.services import (
+    Scope,
+    idempotency_key_checkpoint,
+    idempotency_key_store,
+    request_fingerprint,
+)
 from servicekit.testing import service_process
 
 
@@ -422,3 +427,18 @@ def test_a_key_reserved_by_the_previous_version_is_in_use_while_its_request_may_
     IdempotencyKey.objects.filter(pk=reserved.pk).update(created_at=now - dt.timedelta(seconds=61))
     assert post(customer, "/api/bookings/", body, "rolling").status_code == 201
     assert Booking.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_first_recorded_answer_stands() -> None:
+    """A request that lost its lock mid-way (its connection was replaced) and answers late
+    never overwrites the answer a retry recorded meanwhile."""
+    scope = Scope(owner="u", endpoint="POST payments.create", key="k", fingerprint="f")
+    idempotency_key_checkpoint(scope, {"payment": 7})
+    idempotency_key_store(scope, status=201, body={"id": 7}, content_type="application/json")
+    idempotency_key_store(
+        scope, status=402, body={"id": 7, "status": "failed"}, content_type="application/json"
+    )
+    kept = IdempotencyKey.objects.get()
+    assert (kept.response_status, kept.response_body) == (201, {"id": 7})
+    assert kept.recovery_point == {"payment": 7}
