@@ -137,7 +137,7 @@ class BooleanField(serializers.BooleanField):
 
     def to_internal_value(self, data: Any) -> bool:
         if _from_query(self) and data in ("true", "false"):
-            return data == "true"
+            return bool(data == "true")
         if type(data) is not bool:
             self.fail("invalid", input=data)
         return bool(data)

@@ -138,7 +138,8 @@ class AutoSchema(_AutoSchema):
             # A wall-clock time of day without an offset (`19:30`, `19:30:00`): JSON Schema's
             # `format: time` demands an offset, which these fields neither take nor give.
             return {"type": "string", "pattern": TIME_OF_DAY_PATTERN, "example": "19:30:00"}
-        schema = dict(super()._map_serializer_field(field, direction, bypass_extensions))
+        # drf-spectacular leaves this hook unannotated.
+        schema = dict(super()._map_serializer_field(field, direction, bypass_extensions))  # type: ignore[no-untyped-call]
         pattern = getattr(field, "schema_pattern", None)
         if pattern and schema.get("type") == "string" and "pattern" not in schema:
             schema["pattern"] = pattern  # text that refuses control characters says so
@@ -146,8 +147,8 @@ class AutoSchema(_AutoSchema):
 
     def _get_paginator(self) -> Any:
         # Every list view paginates with servicekit's paginator (APIViews have no
-        # `pagination_class` for drf-spectacular to find).
-        return super()._get_paginator() or PageNumberPagination()
+        # `pagination_class` for drf-spectacular to find). The hook is unannotated.
+        return super()._get_paginator() or PageNumberPagination()  # type: ignore[no-untyped-call]
 
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
@@ -172,7 +173,8 @@ class AutoSchema(_AutoSchema):
 
     def _problem_statuses(self) -> set[int]:
         statuses = {503}
-        has_body = self.method in {"POST", "PUT", "PATCH"} and bool(self._get_request_body())
+        # drf-spectacular's `_get_request_body` is unannotated.
+        has_body = self.method in {"POST", "PUT", "PATCH"} and bool(self._get_request_body())  # type: ignore[no-untyped-call]
         parameters = self._get_parameters()
         if has_body:
             statuses |= {400, 413, 415}

@@ -45,6 +45,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -52,6 +53,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.db import DatabaseError, ProgrammingError, connection
+from django.db.backends.utils import CursorWrapper
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from psycopg import errors
@@ -204,10 +206,29 @@ _RUN_SQL = (
     f"EXECUTE {_PREPARED} (%(event_id)s, %(users)s, %(tickets)s, %(now)s, %(expires_at)s, "
     "%(expires_at_iso)s, %(event_type)s, %(producer)s, %(channel)s, %(hold_limit)s)"
 )
-_prepared_on: weakref.WeakSet[Any] = weakref.WeakSet()  # driver connections
+_prepared_on: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()  # driver connections
+
+# The row `_BATCH_SQL` answers: open, price, currency, tickets left, the granted asks'
+# numbers and their booking ids, the rows booked, published and notified, the capped asks'
+# numbers and what their customers held, the database's clock, the earliest pending expiry.
+_BatchRow = tuple[
+    bool,
+    Decimal,
+    str,
+    int,
+    list[int],
+    list[int],
+    int,
+    int,
+    int,
+    list[int],
+    list[int],
+    dt.datetime,
+    dt.datetime | None,
+]
 
 
-def _cursor() -> Any:
+def _cursor() -> CursorWrapper:
     """A client-side-binding cursor (several statements in one `execute()`) on the request
     thread's connection, without Django's per-request health check (`CONN_HEALTH_CHECKS`),
     which would cost the batch another round trip. A connection that broke anyway fails its
@@ -222,7 +243,7 @@ def _cursor() -> Any:
     )
 
 
-def _prepare(cursor: Any) -> None:
+def _prepare(cursor: CursorWrapper) -> None:
     try:
         cursor.execute(_PREPARE_SQL)
     except ProgrammingError as exc:
@@ -233,7 +254,7 @@ def _prepare(cursor: Any) -> None:
         cursor.execute(_PREPARE_SQL)
 
 
-def _execute_batch(cursor: Any, params: dict[str, Any]) -> Any:
+def _execute_batch(cursor: CursorWrapper, params: dict[str, Any]) -> _BatchRow | None:
     """Run the batch on the request's connection; the statement row (None: unknown event)."""
     raw = connection.connection
     for attempt in (1, 2):
@@ -256,11 +277,12 @@ def _execute_batch(cursor: Any, params: dict[str, Any]) -> Any:
             _prepared_on.discard(raw)
             continue
         cursor.nextset()  # past the lock statement's row
-        return cursor.fetchone()
+        row: _BatchRow | None = cursor.fetchone()
+        return row
     raise AssertionError("unreachable")
 
 
-def _within_limits(cursor: Any, batch: list[_Ask]) -> list[_Ask]:
+def _within_limits(cursor: CursorWrapper, batch: list[_Ask]) -> list[_Ask]:
     """Count every ask of the batch against the per-user and per-address limits, all in
     one statement (its own transaction, committed before the batch takes the row lock),
     in arrival order; refuse those past a limit. The asks left go on."""
@@ -283,6 +305,11 @@ class SoldOut:
     available: int
 
 
+# What an ask comes to: a Booking, SoldOut, a Problem (the hold limit), RateLimited, None
+# (let the regular view decide) or an exception.
+Outcome = Booking | SoldOut | Problem | RateLimited | Exception | None
+
+
 def _locked() -> threading.Lock:
     lock = threading.Lock()
     lock.acquire()
@@ -299,9 +326,7 @@ class _Ask:
     wake: threading.Lock = field(default_factory=_locked)
     lead: bool = False
     done: bool = False
-    # A Booking, SoldOut, a Problem (the hold limit), RateLimited, None (let the regular
-    # view decide) or an exception.
-    result: Any = None
+    result: Outcome = None
 
 
 @dataclass
@@ -319,7 +344,7 @@ class TicketBatcher:
         self._sold_out_until: dict[int, float] = {}
         self._clock = clock
 
-    def book(self, *, event_id: int, tickets: int, user_id: uuid.UUID, address: str) -> Any:
+    def book(self, *, event_id: int, tickets: int, user_id: uuid.UUID, address: str) -> Outcome:
         until = self._sold_out_until.get(event_id)
         if until is not None:
             if until > self._clock():

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connection, transaction
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from servicekit.idempotency.services import (
     Replay,
@@ -72,7 +73,14 @@ def _replay(replay: Replay) -> Response:
     return response
 
 
-class IdempotentMixin:
+if TYPE_CHECKING:
+    # What the mixin's super() calls reach: the APIView it is put before.
+    _ViewBase = APIView
+else:
+    _ViewBase = object
+
+
+class IdempotentMixin(_ViewBase):
     """Put before `APIView` in the bases. The key is taken after authentication, permissions
     and throttles (so it is scoped to the authenticated caller, and rate limits are counted
     outside the key's transaction); the endpoint is the view class and method."""
@@ -91,11 +99,11 @@ class IdempotentMixin:
             # Whatever leaves dispatch (an answer, or an exception nobody handled) closes
             # the key's transaction and releases its lock.
             self._idempotency_exits = exits
-            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         body = request._request.body  # read before DRF parses it, so it can be hashed
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        super().initial(request, *args, **kwargs)
         key = request.headers.get(HEADER)
         if key is None or request.method not in IDEMPOTENT_METHODS:
             return
@@ -138,12 +146,12 @@ class IdempotentMixin:
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, _Answered):
             return exc.response
-        return super().handle_exception(exc)  # type: ignore[misc]
+        return super().handle_exception(exc)
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response = super().finalize_response(request, response, *args, **kwargs)
         scope, self._idempotency = self._idempotency, None
         if scope is None:
             return response
@@ -185,8 +193,8 @@ class IdempotentMixin:
             status_code=503,
         )
         problem.wait = 1  # type: ignore[attr-defined]
-        response = super().handle_exception(problem)  # type: ignore[misc]
-        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response = super().handle_exception(problem)
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 def _unlock(scope: Scope) -> None:

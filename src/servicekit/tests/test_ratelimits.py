@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from servicekit import ratelimits
 from servicekit.ratelimits import Limit, _Window, count
 
 NAME = "RATE_LIMIT_PROBE_PER_KEY"
@@ -18,7 +17,7 @@ START = 1_800_000_000.0  # the start of a fixed window of 60 s (a multiple of 60
 def clock(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[float]:
     settings.RATE_LIMIT_PROBE_PER_KEY = "10/m"
     now = [START]
-    monkeypatch.setattr(ratelimits.time, "time", lambda: now[0])
+    monkeypatch.setattr("servicekit.ratelimits.time.time", lambda: now[0])
     return now
 
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from booking_service.bookings import fastpath
 from booking_service.bookings.apis import BookingOutputSerializer
-from booking_service.bookings.fastpath import FastBookingMiddleware, TicketBatcher
+from booking_service.bookings.fastpath import FastBookingMiddleware, SoldOut, TicketBatcher
 from booking_service.bookings.messages import booking_message
 from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.bookings.services import booking_cancel
@@ -226,12 +226,9 @@ class TestSoldOutCache:
         assert isinstance(first, Booking)
         booking_cancel(booking_id=first.pk, actor=Actor(id=customer.id, is_admin=False))
         # Within the cache time the released tickets are not seen...
-        assert (
-            batcher.book(
-                event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS
-            ).available
-            == 0
-        )
+        assert batcher.book(
+            event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS
+        ) == SoldOut(available=0)
         # ...after it they are.
         clock[0] += 5.1
         assert isinstance(

@@ -133,6 +133,7 @@ def test_sweeper_releases_expired_holds_of_events_and_slots() -> None:
 def test_a_hold_whose_release_raises_is_left_for_the_next_round_and_the_rest_released(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from booking_service.bookings import messages
     from booking_service.bookings.services import expiry
 
     first, second = make_event(total_tickets=10), make_event(total_tickets=10)
@@ -154,7 +155,7 @@ def test_a_hold_whose_release_raises_is_left_for_the_next_round_and_the_rest_rel
     )
     for booking in (doomed, neighbour, other, doomed_slot, slot):
         expire(booking)
-    real_booking_message = expiry.booking_message
+    real_booking_message = messages.booking_message
 
     def booking_message(model: Any, booking: Booking, **kwargs: Any) -> Any:
         if booking.pk in (doomed.pk, doomed_slot.pk):
