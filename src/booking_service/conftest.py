@@ -1,15 +1,11 @@
-"""Fixtures of the booking service's tests: real signed tokens verified against a JWKS
-served over real HTTP, and API clients for each role."""
+"""Fixtures of the booking service's tests: settings that keep tests independent of each
+other (callers and tokens come from servicekit.pytest_fixtures)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from booking_service.testing import Caller, make_caller
-from servicekit.testing import TestTokenIssuer
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +21,3 @@ def _no_rate_limits(settings: Any) -> None:
     settings.RATE_LIMIT_BOOKING_PER_ADDRESS = None
     settings.RATE_LIMIT_PAYMENT_PER_USER = None
     settings.RATE_LIMIT_PAYMENT_PER_ADDRESS = None
-
-
-@pytest.fixture
-def new_caller(token_issuer: TestTokenIssuer) -> Callable[[str], Caller]:
-    def make(role: str = "customer") -> Caller:
-        return make_caller(token_issuer, role)
-
-    return make

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from booking_service.bookings.models import Booking
 from booking_service.events.models import Event
@@ -18,30 +16,6 @@ from booking_service.payments.models import Payment
 from booking_service.resources.models import Resource
 from booking_service.resources.services import resource_create
 from servicekit.outbox.models import OutboxEvent
-from servicekit.testing import TestTokenIssuer
-
-
-@dataclass
-class Caller:
-    """A user with a real signed token, and an API client that sends it."""
-
-    id: uuid.UUID
-    role: str
-    token: str
-
-    def client(self) -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
-        return client
-
-    @property
-    def auth_header(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def make_caller(issuer: TestTokenIssuer, role: str = "customer") -> Caller:
-    user_id = uuid.uuid4()
-    return Caller(id=user_id, role=role, token=issuer.token(str(user_id), role, ttl_seconds=3600))
 
 
 def make_event(

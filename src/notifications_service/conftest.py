@@ -1,33 +1,22 @@
-"""Fixtures of the notifications service's tests: real signed tokens verified against a JWKS
-served over real HTTP, a stream of the test's own on the real NATS server, and a real SMTP
-server on a free port."""
+"""Fixtures of the notifications service's tests: a stream of the test's own on the real NATS
+server, and a real SMTP server on a free port (callers and tokens come from
+servicekit.pytest_fixtures)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from devstack.paths import free_port
 from notifications_service.testing import (
-    Caller,
     SmtpRecorder,
     delete_stream,
-    make_caller,
     smtp_server,
     unique_bus_config,
 )
 from servicekit.bus import BusConfig, SyncBus
-from servicekit.testing import TestTokenIssuer
-
-
-@pytest.fixture
-def new_caller(token_issuer: TestTokenIssuer) -> Callable[[str], Caller]:
-    def make(role: str = "customer") -> Caller:
-        return make_caller(token_issuer, role)
-
-    return make
+from servicekit.testing import free_port
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aiosmtpd.controller import Controller
-from django.db import connection
 
 from servicekit.bus import BusConfig, SyncBus, bus_config
-from servicekit.testing import TestTokenIssuer
 
 SRC = Path(__file__).resolve().parents[1]
 
@@ -74,34 +71,6 @@ def delete_stream(config: BusConfig) -> None:
         bus.close()
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
-
-
-# Tokens ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Caller:
-    user_id: str
-    role: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, Any]:
-        return {"HTTP_AUTHORIZATION": f"Bearer {self.token}"}
-
-
-def make_caller(issuer: TestTokenIssuer, role: str) -> Caller:
-    user_id = f"service:{uuid.uuid4().hex[:6]}" if role == "service" else str(uuid.uuid4())
-    return Caller(user_id=user_id, role=role, token=issuer.token(user_id, role))
-
-
 # SMTP -----------------------------------------------------------------------------------
 
 
@@ -141,13 +110,6 @@ def smtp_server(port: int) -> Iterator[SmtpRecorder]:
 
 
 # Processes ------------------------------------------------------------------------------
-
-
-def current_database_url() -> str:
-    """DATABASE_URL of the database this test runs on (committed data only: transaction tests)."""
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    name = connection.settings_dict["NAME"]
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def database_url_for(name: str) -> str:

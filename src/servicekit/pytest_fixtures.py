@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from servicekit.auth import reset_verifier
-from servicekit.testing import TestTokenIssuer, serve_jwks
+from servicekit.testing import Caller, TestTokenIssuer, make_caller, serve_jwks
 
 
 @pytest.fixture(scope="session")
@@ -32,33 +32,42 @@ def verify_tokens_against_test_jwks(settings: Any, jwks_url: str) -> Iterator[No
     reset_verifier()
 
 
-# Callers by role. A service's conftest provides `new_caller(role)`, which makes a caller of
-# its own kind with a token from `token_issuer`; these name the usual ones.
 @pytest.fixture
-def customer(new_caller: Callable[[str], Any]) -> Any:
+def new_caller(token_issuer: TestTokenIssuer) -> Callable[[str], Caller]:
+    """`new_caller(role)`: a fresh caller with a token from `token_issuer`."""
+
+    def make(role: str = "customer") -> Caller:
+        return make_caller(token_issuer, role)
+
+    return make
+
+
+# Callers by role (the users service has its own: real users with passwords).
+@pytest.fixture
+def customer(new_caller: Callable[[str], Caller]) -> Caller:
     return new_caller("customer")
 
 
 @pytest.fixture
-def other_customer(new_caller: Callable[[str], Any]) -> Any:
+def other_customer(new_caller: Callable[[str], Caller]) -> Caller:
     return new_caller("customer")
 
 
 @pytest.fixture
-def organizer(new_caller: Callable[[str], Any]) -> Any:
+def organizer(new_caller: Callable[[str], Caller]) -> Caller:
     return new_caller("organizer")
 
 
 @pytest.fixture
-def other_organizer(new_caller: Callable[[str], Any]) -> Any:
+def other_organizer(new_caller: Callable[[str], Caller]) -> Caller:
     return new_caller("organizer")
 
 
 @pytest.fixture
-def admin(new_caller: Callable[[str], Any]) -> Any:
+def admin(new_caller: Callable[[str], Caller]) -> Caller:
     return new_caller("admin")
 
 
 @pytest.fixture
-def service(new_caller: Callable[[str], Any]) -> Any:
+def service(new_caller: Callable[[str], Caller]) -> Caller:
     return new_caller("service")

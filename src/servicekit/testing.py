@@ -1,5 +1,6 @@
-"""Test helpers other services use: a real Ed25519 key, tokens signed with it, and its JWKS
-served over real HTTP, so the verifier under test runs exactly as in production."""
+"""Test helpers every service uses: a real Ed25519 key, tokens signed with it and callers
+holding them, its JWKS served over real HTTP (so the verifier under test runs exactly as in
+production), free ports, polling, and real service processes on the test database."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+if TYPE_CHECKING:
+    from rest_framework.test import APIClient
 
 
 class TestTokenIssuer:
@@ -88,6 +93,44 @@ def serve_jwks(*issuers: TestTokenIssuer) -> Iterator[str]:
         server.server_close()
 
 
+@dataclass(frozen=True)
+class Caller:
+    """A user (or a service) with a real signed token, and the ways tests send it."""
+
+    user_id: str
+    role: str
+    token: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The user's id as the services store it (a service's `service:<name>` has none)."""
+        return uuid.UUID(self.user_id)
+
+    @property
+    def auth(self) -> dict[str, Any]:
+        """Keyword arguments for Django's test client."""
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.token}"}
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        """Headers for a real HTTP request."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self) -> APIClient:
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
+        return client
+
+
+def make_caller(issuer: TestTokenIssuer, role: str = "customer") -> Caller:
+    """A caller of `role` with a fresh id and an hour's token: a UUID as the users service
+    gives, or `service:<name>` for a service."""
+    user_id = f"service:{uuid.uuid4().hex[:6]}" if role == "service" else str(uuid.uuid4())
+    return Caller(user_id=user_id, role=role, token=issuer.token(user_id, role, ttl_seconds=3600))
+
+
 def all_at_once(count: int, call: Callable[[], Any], *, timeout: float = 60) -> list[Any]:
     """Run `call` on `count` threads released together (each with its own database
     connection, closed after); return what they returned, in the order they finished."""
@@ -115,21 +158,36 @@ def all_at_once(count: int, call: Callable[[], Any], *, timeout: float = 60) -> 
 
 
 def current_database_url() -> str:
-    """A URL for the database Django is connected to now (the test database inside tests),
-    for real service processes started by a test to share it."""
-    from urllib.parse import quote
+    """DATABASE_URL naming the database Django is connected to now (the test database inside
+    tests), for real processes started by a test to share it: they see committed data only,
+    so such tests run in transaction mode."""
+    import os
+    from urllib.parse import urlsplit, urlunsplit
 
     from django.db import connection
 
-    db = connection.settings_dict
-    user = quote(db.get("USER") or "postgres")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or ""
-    port = db.get("PORT") or ""
-    name = db["NAME"]
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@/{name}?host={quote(host)}"
-    return f"postgresql://{user}{password}@{host}{':' + str(port) if port else ''}/{name}"
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path=f"/{connection.settings_dict['NAME']}"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
 
 
 @contextmanager
@@ -144,14 +202,11 @@ def service_process(
     URL once /health/live answers; stop it afterwards."""
     import os
     import signal
-    import socket
     import subprocess
     import sys
     import urllib.request
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     full_env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": f"{package}.settings"}
     argv = [
         sys.executable, "-m", "gunicorn", f"{package}.wsgi:application",

@@ -1,6 +1,3 @@
-import os
+from servicekit.entrypoints import asgi_application
 
-from django.core.asgi import get_asgi_application
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "users_service.settings")
-application = get_asgi_application()
+application = asgi_application("users_service")

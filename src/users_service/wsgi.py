@@ -1,6 +1,3 @@
-import os
+from servicekit.entrypoints import wsgi_application
 
-from django.core.wsgi import get_wsgi_application
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "users_service.settings")
-application = get_wsgi_application()
+application = wsgi_application("users_service")

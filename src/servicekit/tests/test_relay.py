@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connection, transaction
@@ -24,17 +23,9 @@ from servicekit.outbox.health import check_outbox_lag
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.relay import OutboxRelay, RelayOptions
 from servicekit.outbox.services import outbox_emit
+from servicekit.testing import current_database_url, wait_until
 
 SRC = Path(__file__).resolve().parents[2]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 def _config(servers: tuple[str, ...] | None = None) -> BusConfig:
@@ -115,7 +106,7 @@ def test_publishing_again_is_dropped_by_the_broker(bus: SyncBus) -> None:
 
 @pytest.mark.django_db
 def test_bus_away_keeps_events_pending_with_the_error() -> None:
-    from devstack.paths import free_port
+    from servicekit.testing import free_port
 
     nobody = _config(servers=(f"nats://127.0.0.1:{free_port()}",))
     client = SyncBus(nobody, name="tests-unreachable")
@@ -201,11 +192,6 @@ def test_events_committed_while_it_lingers_go_out_in_one_batch(bus: SyncBus) -> 
     assert batches == [5]
 
 
-def _test_database_url() -> str:
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path=f"/{connection.settings_dict['NAME']}"))
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_broker_outage_outbox_grows_then_everything_is_delivered(tmp_path: Path) -> None:
@@ -215,7 +201,7 @@ def test_broker_outage_outbox_grows_then_everything_is_delivered(tmp_path: Path)
     env = dict(os.environ)
     env.update(
         {
-            "DATABASE_URL": _test_database_url(),
+            "DATABASE_URL": current_database_url(),
             "NATS_URL": nats.url,
             "NATS_STREAM": config.stream,
             "NATS_SUBJECT_PREFIX": config.subject_prefix,

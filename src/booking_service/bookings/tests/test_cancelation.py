@@ -20,8 +20,9 @@ from booking_service.bookings.services import (
 from booking_service.events.models import Event
 from booking_service.payments.models import Payment, PaymentStatus
 from booking_service.payments.services import PaymentOutcome, payment_create
-from booking_service.testing import Caller, database_rows, make_event, make_resource, next_slot
+from booking_service.testing import database_rows, make_event, make_resource, next_slot
 from servicekit.problems import Conflict
+from servicekit.testing import Caller
 
 pytestmark = pytest.mark.django_db
 

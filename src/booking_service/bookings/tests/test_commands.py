@@ -23,7 +23,8 @@ from booking_service.bookings.models import Booking, BookingStatus, CancelReason
 from booking_service.bookings.services import booking_create_tickets
 from booking_service.events.models import Event
 from booking_service.resources.models import Resource
-from booking_service.testing import Caller, make_event
+from booking_service.testing import make_event
+from servicekit.testing import Caller
 
 
 def seed_context(organizer_id: str) -> str:

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings as django_settings
@@ -28,7 +26,8 @@ from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.bookings.services import booking_create_tickets, release_expired_holds
 from booking_service.events.models import Event
 from booking_service.events.selectors import event_inventory
-from booking_service.testing import Caller, make_event, make_resource, next_slot
+from booking_service.testing import make_event, make_resource, next_slot
+from servicekit.testing import Caller, current_database_url, free_port
 
 T = TypeVar("T")
 
@@ -204,29 +203,18 @@ def test_mixed_workload_keeps_inventory_conserved_and_never_errors(
 # --- two service processes at once ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _test_database_url() -> str:
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path="/" + str(connection.settings_dict["NAME"])))
-
-
 @pytest.fixture
 def two_service_processes(jwks_url: str) -> Iterator[list[str]]:
     env = dict(os.environ)
     env.update(
         {
-            "DATABASE_URL": _test_database_url(),
+            "DATABASE_URL": current_database_url(),
             "JWT_JWKS_URL": jwks_url,
             "DJANGO_SETTINGS_MODULE": "booking_service.settings",
             "DB_CONN_MAX_AGE": "0",
         }
     )
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(
             [

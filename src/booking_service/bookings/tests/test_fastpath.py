@@ -28,10 +28,11 @@ from booking_service.bookings.services import booking_cancel
 from booking_service.bookings.services.common import Actor
 from booking_service.events.models import Event, EventStatus
 from booking_service.events.selectors import event_inventory
-from booking_service.testing import Caller, database_rows, make_event
+from booking_service.testing import database_rows, make_event
 from servicekit.messages import BookingCreated, decode_envelope, message_to_builtins
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.relay import envelope_bytes
+from servicekit.testing import Caller
 
 PROBLEM = "application/problem+json"
 ADDRESS = "10.0.0.1"
@@ -137,7 +138,9 @@ class TestAnswers:
     def test_bad_tokens_go_to_the_regular_view(
         self, middleware: FastBookingMiddleware, regular: RegularPath
     ) -> None:
-        forged = Caller(id=uuid.uuid4(), role="customer", token="eyJhbGciOiJub25lIn0.e30.")
+        forged = Caller(
+            user_id=str(uuid.uuid4()), role="customer", token="eyJhbGciOiJub25lIn0.e30."
+        )
         assert middleware(post(forged, {"event": 1, "tickets_booked": 1})).status_code == 299
         request = RequestFactory().post(
             "/api/bookings/",

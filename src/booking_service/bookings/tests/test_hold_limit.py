@@ -25,8 +25,9 @@ from booking_service.bookings.services import (
 )
 from booking_service.bookings.tests.test_concurrency import assert_conserved, run_concurrently
 from booking_service.events.models import Event
-from booking_service.testing import Caller, database_rows, make_event
+from booking_service.testing import database_rows, make_event
 from servicekit.problems import Conflict
+from servicekit.testing import Caller
 
 PROBLEM = "application/problem+json"
 

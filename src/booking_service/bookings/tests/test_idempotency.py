@@ -15,7 +15,6 @@ import urllib.request
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import psycopg
@@ -29,7 +28,7 @@ from booking_service.bookings.apis import BookingCreateApi
 from booking_service.bookings.models import Booking
 from booking_service.payments.models import Payment, SandboxLedgerEntry
 from booking_service.payments.providers import ChargeResult, SandboxPaymentProvider
-from booking_service.testing import Caller, make_event
+from booking_service.testing import make_event
 from servicekit.idempotency import views
 from servicekit.idempotency.models import IdempotencyKey
 from servicekit.idempotency.services import (
@@ -38,7 +37,7 @@ from servicekit.idempotency.services import (
     idempotency_key_store,
     request_fingerprint,
 )
-from servicekit.testing import service_process
+from servicekit.testing import Caller, current_database_url, service_process
 
 
 def post(caller: Caller, path: str, body: Mapping[str, Any], key: str | None) -> Any:
@@ -272,7 +271,7 @@ def test_a_server_killed_before_its_commit_leaves_neither_booking_nor_key(
     key's answer (held up by a lock this test holds); the retry with the key books once."""
     event = make_event(total_tickets=10)
     body = {"event": event.pk, "tickets_booked": 2}
-    database_url = _test_database_url()
+    database_url = current_database_url()
     env = {"DATABASE_URL": database_url, "JWT_JWKS_URL": jwks_url, "DB_CONN_MAX_AGE": "0"}
     endpoint = f"POST {BookingCreateApi.idempotency_scope}"
     with psycopg.connect(database_url) as blocker:
@@ -301,11 +300,6 @@ def test_a_server_killed_before_its_commit_leaves_neither_booking_nor_key(
     assert retry.status_code == 201
     assert post(customer, "/api/bookings/", body, "k-kill")["Idempotent-Replayed"] == "true"
     assert Booking.objects.count() == 1
-
-
-def _test_database_url() -> str:
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path="/" + str(connection.settings_dict["NAME"])))
 
 
 def _post_quietly(url: str, body: dict[str, Any], token: str) -> None:

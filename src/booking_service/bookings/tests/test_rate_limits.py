@@ -15,9 +15,9 @@ from booking_service.bookings.fastpath import FastBookingMiddleware, TicketBatch
 from booking_service.bookings.models import Booking
 from booking_service.events.models import Event
 from booking_service.payments.models import Payment
-from booking_service.testing import Caller, make_event
+from booking_service.testing import make_event
 from servicekit.models import CacheEntry
-from servicekit.testing import all_at_once
+from servicekit.testing import Caller, all_at_once
 
 PROXY = "10.0.0.1"
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from booking_service.testing import Caller, make_event
+from booking_service.testing import make_event
+from servicekit.testing import Caller
 
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",

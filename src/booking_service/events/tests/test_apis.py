@@ -10,8 +10,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from booking_service.events.models import Event, EventStatus
-from booking_service.testing import Caller, database_rows, make_event, problem
+from booking_service.testing import database_rows, make_event, problem
 from servicekit.outbox.models import OutboxEvent
+from servicekit.testing import Caller
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,8 @@ from rest_framework.test import APIClient
 
 from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.payments.models import Payment
-from booking_service.testing import Caller, database_rows, make_event
+from booking_service.testing import database_rows, make_event
+from servicekit.testing import Caller
 
 pytestmark = pytest.mark.django_db
 

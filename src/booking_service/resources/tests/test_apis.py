@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 
 from booking_service.bookings.models import Booking
 from booking_service.resources.models import Resource
-from booking_service.testing import Caller, database_rows, make_resource, next_slot, problem
+from booking_service.testing import database_rows, make_resource, next_slot, problem
+from servicekit.testing import Caller
 
 pytestmark = pytest.mark.django_db
 

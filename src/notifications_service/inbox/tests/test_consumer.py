@@ -13,11 +13,12 @@ from notifications_service.inbox.consumer import ConsumerOptions, ConsumerSpec, 
 from notifications_service.inbox.models import DeadLetter, ProcessedEvent
 from notifications_service.inbox.registry import consumer_specs
 from notifications_service.notifications.models import Notification
-from notifications_service.testing import envelope, publish, wait_until
+from notifications_service.testing import envelope, publish
 from servicekit.bus import SyncBus
 from servicekit.messages import BookingConfirmed
 from servicekit.messages import IncomingEnvelope as Envelope
 from servicekit.messages.examples import example_data
+from servicekit.testing import wait_until
 
 pytestmark = pytest.mark.django_db
 

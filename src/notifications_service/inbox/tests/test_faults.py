@@ -20,7 +20,6 @@ from devstack.nats import EmbeddedNats
 from notifications_service.inbox.models import ProcessedEvent
 from notifications_service.notifications.models import EmailDelivery, Notification
 from notifications_service.testing import (
-    current_database_url,
     database_url_for,
     envelope,
     process_env,
@@ -28,10 +27,10 @@ from notifications_service.testing import (
     start_process,
     stop_process,
     unique_bus_config,
-    wait_until,
 )
 from servicekit.bus import BusConfig, SyncBus
 from servicekit.messages.examples import example_data
+from servicekit.testing import current_database_url, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

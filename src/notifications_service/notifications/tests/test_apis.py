@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from notifications_service.notifications.models import EmailDelivery, Notification
 from notifications_service.notifications.services import notification_create
-from notifications_service.testing import Caller
+from servicekit.testing import Caller
 
 pytestmark = pytest.mark.django_db
 

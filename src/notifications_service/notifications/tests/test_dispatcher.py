@@ -13,13 +13,12 @@ from notifications_service.notifications.models import EmailDelivery
 from notifications_service.notifications.services import notification_create
 from notifications_service.testing import (
     SmtpRecorder,
-    current_database_url,
     process_env,
     start_process,
     stop_process,
     unique_bus_config,
-    wait_until,
 )
+from servicekit.testing import current_database_url, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

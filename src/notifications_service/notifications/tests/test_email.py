@@ -15,7 +15,8 @@ from notifications_service.notifications.services import (
     email_deliveries_dispatch,
     notification_create,
 )
-from notifications_service.testing import SmtpRecorder, wait_until
+from notifications_service.testing import SmtpRecorder
+from servicekit.testing import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +78,7 @@ def test_smtp_refusing_for_a_while_sends_once_after_it_comes_back(smtp: SmtpReco
 
 
 def test_smtp_server_down_then_up(settings, smtp: SmtpRecorder) -> None:
-    from devstack.paths import free_port
+    from servicekit.testing import free_port
 
     user_id = _contact("carol@example.com")
     real_port = settings.EMAIL_PORT

@@ -19,7 +19,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from devstack.paths import free_port
 from devstack.process import Child, stop_all
 from devstack.services import Service, available_services
 from devstack.stack import manage_argv, server_argv, service_env, wait_live
@@ -29,8 +28,8 @@ from notifications_service.testing import (
     delete_stream,
     smtp_server,
     unique_bus_config,
-    wait_until,
 )
+from servicekit.testing import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

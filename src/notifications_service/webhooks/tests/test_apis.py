@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from notifications_service.testing import Caller
 from notifications_service.webhooks.models import WebhookEndpoint
+from servicekit.testing import Caller
 
 pytestmark = pytest.mark.django_db
 

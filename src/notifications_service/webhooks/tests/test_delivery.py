@@ -14,7 +14,7 @@ import pytest
 
 from notifications_service.inbox.consumer import handle_envelope
 from notifications_service.inbox.registry import consumer_specs
-from notifications_service.testing import envelope, wait_until
+from notifications_service.testing import envelope
 from notifications_service.webhooks.models import WebhookDelivery
 from notifications_service.webhooks.services import (
     webhook_deliveries_dispatch,
@@ -23,6 +23,7 @@ from notifications_service.webhooks.services import (
 from notifications_service.webhooks.signing import SIGNATURE_HEADER, verify_signature
 from servicekit.messages import decode_envelope as parse_envelope
 from servicekit.messages.examples import example_data
+from servicekit.testing import wait_until
 
 pytestmark = pytest.mark.django_db
 
