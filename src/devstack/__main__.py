@@ -16,7 +16,7 @@ def main(argv: list[str]) -> int:
     test = commands.add_parser(
         "test", help="run the test suites; extra arguments after -- go to pytest"
     )
-    test.add_argument("suites", nargs="*", help="servicekit, users, booking, notifications")
+    test.add_argument("suites", nargs="*", help="servicekit, users, booking, notifications, e2e")
 
     commands.add_parser("check", help="ruff, mypy and makemigrations --check")
 

@@ -25,10 +25,11 @@ def _run(title: str, argv: list[str], env: dict[str, str] | None = None) -> bool
 
 def run_checks() -> int:
     python = sys.executable
+    code = ["src", "tests", "dev.py"]
     results = [
-        _run("ruff check", [python, "-m", "ruff", "check", "src", "dev.py"]),
-        _run("ruff format --check", [python, "-m", "ruff", "format", "--check", "src", "dev.py"]),
-        _run("mypy", [python, "-m", "mypy", "src", "dev.py"]),
+        _run("ruff check", [python, "-m", "ruff", "check", *code]),
+        _run("ruff format --check", [python, "-m", "ruff", "format", "--check", *code]),
+        _run("mypy", [python, "-m", "mypy", *code]),
         _run(
             "docs: headings said once, links that lead somewhere",
             [python, "-m", "devstack.docscheck"],

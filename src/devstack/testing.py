@@ -46,6 +46,10 @@ def suites() -> list[Suite]:
         # The shared library's and the dev tooling's own tests run under the users
         # service's settings.
         found.insert(0, Suite("servicekit", users, ("src/servicekit", "src/devstack/tests")))
+        # Tests that span services run real service processes on databases of their own;
+        # the pytest process itself needs some service's settings, and these are the users
+        # service's, whose test database the token-verification test lends its process.
+        found.append(Suite("e2e", users, ("tests/e2e",)))
     return found
 
 
