@@ -31,7 +31,7 @@ from servicekit.idempotency.services import (
     request_fingerprint,
     validate_key,
 )
-from servicekit.problems import Problem
+from servicekit.problems import unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +122,10 @@ class IdempotentMixin(_ViewBase):
         if self.idempotency_phases:
             idempotency_key_lock(scope, session=True)
             exits.callback(_unlock, scope)
-            found = idempotency_key_find(scope)
         else:
             exits.enter_context(transaction.atomic())
             idempotency_key_lock(scope)
-            found = idempotency_key_find(scope)
+        found = idempotency_key_find(scope)
         if isinstance(found, Replay):
             raise _Answered(_replay(found))
         self._idempotency = scope
@@ -160,18 +159,15 @@ class IdempotentMixin(_ViewBase):
                 transaction.set_rollback(True)  # the change goes with its answer
             return response
         try:
-            if self.idempotency_phases:
-                with transaction.atomic():
-                    self._store(scope, response)
-            else:
-                self._store(scope, response)
+            self._store(scope, response)  # one statement: atomic on its own in a phased view
         except DatabaseError:
             logger.warning(
                 "the answer to Idempotency-Key %r was not recorded", scope.key, exc_info=True
             )
-            if not self.idempotency_phases:
-                transaction.set_rollback(True)
-            if response.status_code < 300 and not self.idempotency_phases:
+            if self.idempotency_phases:
+                return response  # its change committed; a retry resumes from the checkpoint
+            transaction.set_rollback(True)
+            if response.status_code < 300:
                 # Rolled back with its answer: it did not happen after all.
                 return self._unavailable(request, *args, **kwargs)
         return response
@@ -187,13 +183,7 @@ class IdempotentMixin(_ViewBase):
         )
 
     def _unavailable(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        problem = Problem(
-            "The service could not record this request; nothing was changed. Retry shortly.",
-            code="unavailable",
-            status_code=503,
-        )
-        problem.wait = 1  # type: ignore[attr-defined]
-        response = super().handle_exception(problem)
+        response = super().handle_exception(unavailable())
         return super().finalize_response(request, response, *args, **kwargs)
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import threading
-import time
 import urllib.request
 from collections.abc import Mapping
 from decimal import Decimal
@@ -37,7 +36,7 @@ from servicekit.idempotency.services import (
     idempotency_key_store,
     request_fingerprint,
 )
-from servicekit.testing import Caller, current_database_url, service_process
+from servicekit.testing import Caller, current_database_url, service_process, wait_until
 
 
 def post(caller: Caller, path: str, body: Mapping[str, Any], key: str | None) -> Any:
@@ -112,10 +111,7 @@ def test_errors_are_replayed_too_and_keys_expire(customer: Caller) -> None:
 
 @pytest.mark.django_db
 def test_payment_retry_with_the_same_key_charges_once(customer: Caller) -> None:
-    event = make_event(total_tickets=10)
-    booking_id = post(
-        customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None
-    ).json()["id"]
+    booking_id = _held_booking(customer)
     body = {"booking": booking_id, "payment_token": "tok_visa"}
     first = post(customer, "/api/payments/", body, "pay-1")
     second = post(customer, "/api/payments/", body, "pay-1")
@@ -128,10 +124,7 @@ def test_payment_retry_with_the_same_key_charges_once(customer: Caller) -> None:
 def test_concurrent_duplicate_gets_409(customer: Caller, settings: Any) -> None:
     """The second request arrives while the first is inside the payment provider."""
     settings.PAYMENT_PROVIDER = "booking_service.bookings.tests.test_idempotency.GatedSandbox"
-    event = make_event(total_tickets=10)
-    booking_id = post(
-        customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None
-    ).json()["id"]
+    booking_id = _held_booking(customer)
     body = {"booking": booking_id, "payment_token": "tok_visa"}
     statuses: list[int] = []
 
@@ -155,6 +148,13 @@ def test_concurrent_duplicate_gets_409(customer: Caller, settings: Any) -> None:
     assert Payment.objects.count() == 1
     replay = post(customer, "/api/payments/", body, "dup")
     assert replay.status_code == 201
+
+
+def _held_booking(customer: Caller) -> int:
+    """A pending hold of one ticket of a new event, booked without a key."""
+    event = make_event(total_tickets=10)
+    response = post(customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None)
+    return int(response.json()["id"])
 
 
 class GatedSandbox(SandboxPaymentProvider):
@@ -240,10 +240,7 @@ def test_a_payment_retried_after_its_process_died_resumes_and_charges_once(
 ) -> None:
     """The pending payment committed with the key's recovery point; the retry with the key
     asks the provider again with the payment's own key and answers its outcome."""
-    event = make_event(total_tickets=10)
-    booking_id = post(
-        customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None
-    ).json()["id"]
+    booking_id = _held_booking(customer)
     body = {"booking": booking_id, "payment_token": "tok_visa"}
     settings.PAYMENT_PROVIDER = "booking_service.bookings.tests.test_idempotency.DyingSandbox"
     with pytest.raises(SystemExit):
@@ -316,31 +313,23 @@ def _post_quietly(url: str, body: dict[str, Any], token: str) -> None:
         urllib.request.urlopen(request, timeout=30).close()
 
 
+def _backends(dsn: str, condition: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        row = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "  # noqa: S608
+            f"AND pid <> pg_backend_pid() AND {condition}"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _wait_for_a_backend_waiting_on_a_lock(conn: psycopg.Connection[Any]) -> None:
-    deadline = time.monotonic() + 20
-    with psycopg.connect(conn.info.dsn, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
-            waiting = watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()"
-            ).fetchone()
-            if waiting and waiting[0]:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the request never reached the key's answer")
+    if not wait_until(lambda: _backends(conn.info.dsn, "wait_event_type = 'Lock'") > 0, 20, 0.05):
+        raise AssertionError("the request never reached the key's answer")
 
 
 def _wait_until_no_backend_waits(database_url: str) -> None:
-    deadline = time.monotonic() + 20
-    with psycopg.connect(database_url, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
-            busy = watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND state <> 'idle' AND backend_type = 'client backend'"
-            ).fetchone()
-            if busy and not busy[0]:
-                return
-            time.sleep(0.05)
+    busy = "state <> 'idle' AND backend_type = 'client backend'"
+    wait_until(lambda: _backends(database_url, busy) == 0, 20, 0.05)
 
 
 def _kill_server(base: str) -> None:
@@ -361,10 +350,7 @@ def test_a_payment_retried_after_an_unknown_outcome_resumes_and_learns_it(
     phase has not finished. The retry with the key resumes (asks the provider again with the
     payment's own key) and answers the outcome, charging once; a replay of a 202 would say
     `pending` for the key's whole lifetime, without the `Location` to poll."""
-    event = make_event(total_tickets=10)
-    booking_id = post(
-        customer, "/api/bookings/", {"event": event.pk, "tickets_booked": 1}, None
-    ).json()["id"]
+    booking_id = _held_booking(customer)
     body = {"booking": booking_id, "payment_token": "tok_chargeThenTimeout"}
     first = post(customer, "/api/payments/", body, "pay-unknown")
     assert first.status_code == 202
