@@ -22,6 +22,7 @@ from notifications_service.notifications.services import (
 from notifications_service.webhooks import transport
 from notifications_service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notifications_service.webhooks.signing import SIGNATURE_HEADER, signature_header
+from servicekit.messages import ORGANIZER_MESSAGE_TYPES
 from servicekit.problems import Problem
 
 logger = logging.getLogger(__name__)
@@ -29,19 +30,8 @@ logger = logging.getLogger(__name__)
 # How much of a failed answer's body is kept in the attempt log, for the organizer to see.
 ERROR_BODY_EXCERPT = 300
 
-# Events an organizer's webhook can receive: the ones about their events and bookings.
-WEBHOOK_EVENT_TYPES = (
-    "event.created",
-    "event.updated",
-    "event.canceled",
-    "booking.created",
-    "booking.confirmed",
-    "booking.canceled",
-    "booking.expired",
-    "payment.succeeded",
-    "payment.failed",
-    "payment.refunded",
-)
+# What an organizer's webhook can receive: the messages about their events and bookings.
+WEBHOOK_EVENT_TYPES = ORGANIZER_MESSAGE_TYPES
 
 
 def webhook_secret_generate() -> str:

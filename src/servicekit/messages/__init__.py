@@ -24,6 +24,7 @@ from servicekit.messages.envelope import (
 from servicekit.messages.models import (
     MESSAGE_MODELS,
     MESSAGE_TYPES,
+    ORGANIZER_MESSAGE_TYPES,
     BookingCanceled,
     BookingConfirmed,
     BookingCreated,
@@ -46,6 +47,7 @@ from servicekit.messages.models import (
 __all__ = [
     "MESSAGE_MODELS",
     "MESSAGE_TYPES",
+    "ORGANIZER_MESSAGE_TYPES",
     "BookingCanceled",
     "BookingConfirmed",
     "BookingCreated",

@@ -205,3 +205,8 @@ MESSAGE_MODELS: tuple[type[Message], ...] = (
 )
 
 MESSAGE_TYPES: dict[str, type[Message]] = {model.TYPE: model for model in MESSAGE_MODELS}
+# The types about an organizer's events, bookings and payments (they carry `organizer_id`):
+# what an organizer's webhook endpoint may subscribe to.
+ORGANIZER_MESSAGE_TYPES: tuple[str, ...] = tuple(
+    type_ for type_, model in MESSAGE_TYPES.items() if "organizer_id" in model.__struct_fields__
+)

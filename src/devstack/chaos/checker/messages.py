@@ -8,21 +8,9 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from devstack.chaos.checker.case import Case
+from servicekit.messages import ORGANIZER_MESSAGE_TYPES
 
-WEBHOOK_TYPES = frozenset(
-    {
-        "event.created",
-        "event.updated",
-        "event.canceled",
-        "booking.created",
-        "booking.confirmed",
-        "booking.canceled",
-        "booking.expired",
-        "payment.succeeded",
-        "payment.failed",
-        "payment.refunded",
-    }
-)
+WEBHOOK_TYPES = frozenset(ORGANIZER_MESSAGE_TYPES)
 MESSAGE_ID = re.compile(r"<notification-(\d+)@")
 
 # A fact: (user id, message type, the id it is about: booking, payment or event; or None).
