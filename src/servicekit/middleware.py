@@ -8,7 +8,12 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from servicekit.problems import UNAVAILABLE_RETRY_AFTER, database_unavailable, problem_response
+from servicekit.problems import (
+    UNAVAILABLE_RETRY_AFTER,
+    database_unavailable,
+    problem_response,
+    unavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +56,9 @@ class DatabaseUnavailableMiddleware:
         if not database_unavailable(exception):
             return None
         logger.warning("database unavailable: %s %s", request.method, request.path, exc_info=True)
+        problem = unavailable()
         response = problem_response(
-            503, detail="The service cannot reach its database; retry shortly.", code="unavailable"
+            problem.status_code, detail=str(problem.detail), code=problem.problem_code
         )
         response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
         return response
