@@ -337,7 +337,7 @@ def run_pgbench(stack: Stack, *, clients: int, seconds: int) -> float:
 
 
 def register_users(users: str, count: int) -> tuple[str, list[str]]:
-    password = "bench-Secret-" + secrets.token_hex(4)
+    password = "Turnstile-" + secrets.token_hex(8) + "-pw"
     organizer_email = "organizer@bench.test"
     http_json(
         "POST",
