@@ -19,16 +19,7 @@ INSTALLED_APPS = [
     "booking_service.resources",
     "booking_service.bookings",
     "booking_service.payments",
-]
-
-# The shared middleware, with the batched flash-sale path (booking_service.bookings.fastpath)
-# just before CommonMiddleware: the security headers, the URL limit and the docs page's
-# static files sit outside it, so its answers carry the headers too; it answers plain ticket
-# holds and hands everything else on.
-MIDDLEWARE = [
-    *MIDDLEWARE[: MIDDLEWARE.index("django.middleware.common.CommonMiddleware")],  # noqa: F405
-    "booking_service.bookings.fastpath.FastBookingMiddleware",
-    *MIDDLEWARE[MIDDLEWARE.index("django.middleware.common.CommonMiddleware") :],  # noqa: F405
+    "booking_service.actions",  # flows across the apps, and the sweeper command
 ]
 
 ROOT_URLCONF = "booking_service.urls"
@@ -37,11 +28,11 @@ DATABASES = {"default": database_from_env()}
 
 # A pending booking holds its inventory this long; then it expires and the inventory returns.
 BOOKING_HOLD_SECONDS = env_int("BOOKING_HOLD_SECONDS", 600)
-# The batched flash-sale path for plain ticket holds; false sends every request through the
-# regular view (the benchmark's --regular-path compares the two).
+# The batched flash-sale path for plain ticket holds (booking_service.api.batched); false
+# sends every request through the regular view (the benchmark's --regular-path compares the two).
 BOOKING_FAST_PATH = env_bool("BOOKING_FAST_PATH", True)
 # How long the batched booking path remembers that an event is sold out (see
-# booking_service.bookings.fastpath).
+# booking_service.bookings.batching).
 BOOKING_SOLDOUT_CACHE_SECONDS = float(env_str("BOOKING_SOLDOUT_CACHE_SECONDS", "1.0"))
 # How long a page of the public event listing is served from memory (0 turns it off).
 BOOKING_EVENT_LIST_CACHE_SECONDS = float(env_str("BOOKING_EVENT_LIST_CACHE_SECONDS", "1.0"))

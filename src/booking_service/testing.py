@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from django.http import HttpResponse
 from django.utils import timezone
 
+from booking_service.api.batched import BatchedBookings
+from booking_service.bookings.batching.batcher import TicketBatcher
+from booking_service.bookings.batching.database import execute_batch
 from booking_service.bookings.models import Booking
 from booking_service.events.models import Event
 from booking_service.events.services import event_create
 from booking_service.payments.models import Payment
 from booking_service.resources.models import Resource
 from booking_service.resources.services import resource_create
-from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.models import OutboxMessage
 
 
 def make_event(
@@ -82,7 +87,7 @@ def database_rows() -> list[tuple[Any, ...]]:
         *Resource.objects.order_by("id").values_list("id", "name", "timezone", "updated_at"),
         *Booking.objects.order_by("id").values_list("id", "status", "tickets_booked", "updated_at"),
         *Payment.objects.order_by("id").values_list("id", "status", "updated_at"),
-        *OutboxEvent.objects.order_by("event_id").values_list("event_id"),
+        *OutboxMessage.objects.order_by("message_id").values_list("message_id"),
     ]
 
 
@@ -94,3 +99,9 @@ def problem(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content  # noqa: S101 (a test helper)
     assert response["Content-Type"] == PROBLEM  # noqa: S101
     return dict(response.json())
+
+
+def batched_view(regular: Callable[..., HttpResponse]) -> BatchedBookings:
+    """The batched bookings view in front of `regular`, with a batcher of its own (as in
+    another process)."""
+    return BatchedBookings(regular, TicketBatcher(execute_batch))

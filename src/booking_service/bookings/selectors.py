@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from booking_service.bookings.models import Booking
-from booking_service.bookings.services import Actor
+from servicekit.actors import Actor
 
 
 def booking_list(

@@ -4,7 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Func, Q
 
 
 class EventStatus(models.TextChoices):
@@ -12,8 +12,31 @@ class EventStatus(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
+def on_sale_sql(*, now: str = "now()", table: str = "") -> str:
+    """The on-sale rule as a SQL condition: active and not started. `now` is the SQL for the
+    moment judged. `on_sale` and `Event.is_on_sale` are the same rule (a test holds the
+    three equal); the booking service's inventory module is where it is used."""
+    prefix = f"{table}." if table else ""
+    return f"{prefix}status = '{EventStatus.ACTIVE}' AND {prefix}starts_at > {now}"
+
+
+def on_sale(now: dt.datetime) -> Q:
+    """The on-sale rule for the ORM."""
+    return Q(status=EventStatus.ACTIVE, starts_at__gt=now)
+
+
+class StartsAt(Func):
+    """`date + time` read as UTC: the start as one timestamp (immutable, so it can be a
+    stored generated column)."""
+
+    template = "((%(expressions)s) AT TIME ZONE 'UTC')"
+    arg_joiner = " + "
+    output_field = models.DateTimeField()
+
+
 class Event(models.Model):
-    """A ticketed event. `date` and `time` are the start, in UTC.
+    """A ticketed event. `date` and `time` are the start, in UTC; `starts_at` is the same
+    instant as one column, kept by the database, so every "has it started" compares it.
 
     `available_tickets` is the inventory counter: tickets neither held by a pending booking
     nor sold to a confirmed one. The database keeps it within `0..total_tickets`.
@@ -29,6 +52,11 @@ class Event(models.Model):
     available_tickets = models.PositiveIntegerField()
     price_per_ticket = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
+    starts_at = models.GeneratedField(
+        expression=StartsAt(F("date"), F("time")),
+        output_field=models.DateTimeField(),
+        db_persist=True,
+    )
     status = models.CharField(
         max_length=16, choices=EventStatus.choices, default=EventStatus.ACTIVE
     )
@@ -37,7 +65,7 @@ class Event(models.Model):
 
     class Meta:
         db_table = "events"
-        ordering = ["date", "time", "id"]
+        ordering = ["starts_at", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(available_tickets__gte=0), name="event_available_not_negative"
@@ -52,7 +80,7 @@ class Event(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["date", "time", "id"],
+                fields=["starts_at", "id"],
                 name="event_listing_idx",
                 condition=Q(status="active") & Q(available_tickets__gt=0),
             ),
@@ -61,6 +89,6 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.date} {self.time})"
 
-    @property
-    def starts_at(self) -> dt.datetime:
-        return dt.datetime.combine(self.date, self.time, tzinfo=dt.UTC)
+    def is_on_sale(self, now: dt.datetime) -> bool:
+        """The on-sale rule for an event in hand."""
+        return self.status == EventStatus.ACTIVE and self.starts_at > now

@@ -5,8 +5,6 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from booking_service.bookings.models import Booking
-
 
 class PaymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -23,7 +21,9 @@ class Payment(models.Model):
     charged twice.
     """
 
-    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="payments")
+    booking = models.ForeignKey(
+        "bookings.Booking", on_delete=models.PROTECT, related_name="payments"
+    )
     user_id = models.UUIDField(db_index=True)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)

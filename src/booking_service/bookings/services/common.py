@@ -1,38 +1,16 @@
-"""What the booking services share: the caller, not-found, hold length, row access."""
+"""What the booking services share: the caller and row access."""
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from dataclasses import dataclass
-
-from django.conf import settings
-
 from booking_service.bookings.models import Booking
-from servicekit.problems import Problem
+from servicekit.actors import Actor
+from servicekit.problems import NotFound
 
-RELEASE_BATCH = 500
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks: the token's subject and whether it is an admin."""
-
-    id: uuid.UUID
-    is_admin: bool = False
-
-
-class NotFound(Problem):
-    status_code = 404
-    default_code = "not-found"
-    default_detail = "Not found."
-
-
-def hold_expires_at(now: dt.datetime) -> dt.datetime:
-    return now + dt.timedelta(seconds=settings.BOOKING_HOLD_SECONDS)
+__all__ = ["Actor", "get_own_booking", "relock_booking"]
 
 
 def get_own_booking(*, booking_id: int, actor: Actor) -> Booking:
+    """The actor's booking (any booking for an admin); another customer's is not found."""
     bookings = Booking.objects.select_related("event", "resource").filter(pk=booking_id)
     if not actor.is_admin:
         bookings = bookings.filter(user_id=actor.id)

@@ -8,15 +8,12 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from booking_service.bookings.messages import booking_message
-from booking_service.bookings.models import Booking, BookingKind, BookingStatus
-from booking_service.bookings.services.common import NotFound, hold_expires_at
-from booking_service.bookings.services.expiry import expire_locked_bookings
+from booking_service.bookings.inventory import booking_created, end_holds, hold_expires_at
+from booking_service.bookings.models import Booking, BookingKind, BookingStatus, CancelReason
 from booking_service.resources.models import Resource
 from booking_service.resources.slots import slot_amount, slot_units
-from servicekit.messages import BookingCreated
 from servicekit.outbox.services import outbox_emit
-from servicekit.problems import Conflict
+from servicekit.problems import Conflict, NotFound
 
 
 def booking_create_slot(
@@ -50,7 +47,7 @@ def booking_create_slot(
             .order_by("id")  # one lock order, so two requests never deadlock here
         )
         if expired:
-            expire_locked_bookings(expired, now=now)
+            end_holds(expired, reason=CancelReason.EXPIRED, now=now)
         try:
             booking = Booking.objects.create(
                 user_id=user_id,
@@ -67,5 +64,5 @@ def booking_create_slot(
             raise Conflict(
                 "That time overlaps another booking of this resource.", code="slot-taken"
             ) from exc
-        outbox_emit(booking_message(BookingCreated, booking))
+        outbox_emit(booking_created(booking))
     return booking

@@ -10,17 +10,14 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from booking_service.actions.bookings import booking_cancel
+from booking_service.actions.payments import PaymentOutcome, payment_create
 from booking_service.bookings.models import Booking, BookingStatus
-from booking_service.bookings.services import (
-    Actor,
-    booking_cancel,
-    booking_create_slot,
-    booking_create_tickets,
-)
+from booking_service.bookings.services import booking_create_slot, booking_create_tickets
 from booking_service.events.models import Event
 from booking_service.payments.models import Payment, PaymentStatus
-from booking_service.payments.services import PaymentOutcome, payment_create
 from booking_service.testing import database_rows, make_event, make_resource, next_slot
+from servicekit.actors import Actor
 from servicekit.problems import Conflict
 from servicekit.testing import Caller
 

@@ -22,10 +22,11 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from booking_service.actions.sweeper import release_expired_holds
+from booking_service.bookings.inventory import event_inventory
 from booking_service.bookings.models import Booking, BookingStatus
-from booking_service.bookings.services import booking_create_tickets, release_expired_holds
+from booking_service.bookings.services import booking_create_tickets
 from booking_service.events.models import Event
-from booking_service.events.selectors import event_inventory
 from booking_service.testing import make_event, make_resource, next_slot
 from servicekit.testing import Caller, current_database_url, free_port
 

@@ -15,17 +15,16 @@ from django.db.models import Sum
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from booking_service.bookings.fastpath import FastBookingMiddleware, TicketBatcher, _Ask
+from booking_service.actions.bookings import booking_cancel
+from booking_service.api.batched import BatchedBookings
+from booking_service.bookings.batching.batcher import Ask
+from booking_service.bookings.batching.database import execute_batch
 from booking_service.bookings.models import Booking, BookingStatus
-from booking_service.bookings.services import (
-    Actor,
-    booking_cancel,
-    booking_create_tickets,
-    booking_update_tickets,
-)
+from booking_service.bookings.services import booking_create_tickets, booking_update_tickets
 from booking_service.bookings.tests.test_concurrency import assert_conserved, run_concurrently
 from booking_service.events.models import Event
-from booking_service.testing import database_rows, make_event
+from booking_service.testing import batched_view, database_rows, make_event
+from servicekit.actors import Actor
 from servicekit.problems import Conflict
 from servicekit.testing import Caller
 
@@ -149,15 +148,14 @@ def test_one_batch_counts_its_own_earlier_grants(customer: Caller, settings: Any
     booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=2)
     other = uuid.uuid4()
     batch = [
-        _Ask(tickets=4, user_id=customer.id, address="10.0.0.1"),  # 6
-        _Ask(tickets=10, user_id=other, address="10.0.0.1"),  # another customer: its own quota
-        _Ask(tickets=3, user_id=customer.id, address="10.0.0.1"),  # 9
-        _Ask(tickets=2, user_id=customer.id, address="10.0.0.1"),  # 11: refused, holds 9
-        _Ask(tickets=1, user_id=customer.id, address="10.0.0.1"),  # 10: a refused ask took nothing
-        _Ask(tickets=1, user_id=other, address="10.0.0.1"),  # 11: refused, holds 10
+        Ask(tickets=4, user_id=customer.id, address="10.0.0.1"),  # 6
+        Ask(tickets=10, user_id=other, address="10.0.0.1"),  # another customer: its own quota
+        Ask(tickets=3, user_id=customer.id, address="10.0.0.1"),  # 9
+        Ask(tickets=2, user_id=customer.id, address="10.0.0.1"),  # 11: refused, holds 9
+        Ask(tickets=1, user_id=customer.id, address="10.0.0.1"),  # 10: a refused ask took nothing
+        Ask(tickets=1, user_id=other, address="10.0.0.1"),  # 11: refused, holds 10
     ]
-    TicketBatcher()._run(event.pk, batch)
-    results = [ask.result for ask in batch]
+    results = list(execute_batch(event.pk, batch).outcomes)
     assert [isinstance(result, Booking) for result in results] == [
         True, True, True, False, True, False,
     ]  # fmt: skip
@@ -191,7 +189,7 @@ def _regular(caller: Caller, event: Event) -> str:
     return "booked"
 
 
-def _fast(middleware: FastBookingMiddleware, caller: Caller, event: Event) -> str:
+def _fast(middleware: BatchedBookings, caller: Caller, event: Event) -> str:
     request = RequestFactory().post(
         "/api/bookings/",
         data=json.dumps({"event": event.pk, "tickets_booked": 1}),
@@ -219,7 +217,7 @@ def test_a_burst_of_one_customer_never_passes_the_limit(
     settings.BOOKING_SOLDOUT_CACHE_SECONDS = 0.0
     hoarder, other = new_caller("customer"), new_caller("customer")
     event = make_event(total_tickets=100)
-    shared = FastBookingMiddleware(_regular_view)
+    shared = batched_view(_regular_view)
 
     def hold(index: int) -> tuple[uuid.UUID, str]:
         caller = hoarder if index < 30 else other
@@ -228,7 +226,7 @@ def test_a_burst_of_one_customer_never_passes_the_limit(
         if path == "fast":
             return caller.id, _fast(shared, caller, event)
         # A batcher of its own, as in another process: only the row lock orders them.
-        return caller.id, _fast(FastBookingMiddleware(_regular_view), caller, event)
+        return caller.id, _fast(batched_view(_regular_view), caller, event)
 
     results = run_concurrently(40, hold)
 

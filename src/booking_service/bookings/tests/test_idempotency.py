@@ -22,8 +22,8 @@ from django.core.management import call_command
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from booking_service.bookings import apis
-from booking_service.bookings.apis import BookingCreateApi
+from booking_service.api import bookings as apis
+from booking_service.api.bookings import BookingCreateApi
 from booking_service.bookings.models import Booking
 from booking_service.payments.models import Payment, SandboxLedgerEntry
 from booking_service.payments.providers import ChargeResult, SandboxPaymentProvider

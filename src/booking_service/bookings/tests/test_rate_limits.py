@@ -11,11 +11,12 @@ import pytest
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 
-from booking_service.bookings.fastpath import FastBookingMiddleware, TicketBatcher, _Ask
+from booking_service.bookings.batching.batcher import Ask
+from booking_service.bookings.batching.database import execute_batch
 from booking_service.bookings.models import Booking
 from booking_service.events.models import Event
 from booking_service.payments.models import Payment
-from booking_service.testing import make_event
+from booking_service.testing import batched_view, make_event
 from servicekit.models import CacheEntry
 from servicekit.testing import Caller, all_at_once
 
@@ -54,7 +55,7 @@ def book(request: pytest.FixtureRequest, settings: Any) -> Book:
             return response
 
         return regular
-    middleware = FastBookingMiddleware(RegularView())
+    middleware = batched_view(RegularView())
 
     def fast(caller: Caller, event: Event, **meta: Any) -> HttpResponse:
         return middleware(
@@ -179,15 +180,14 @@ def test_one_batch_is_counted_in_arrival_order(customer: Caller, settings: Any) 
     event = make_event(total_tickets=100)
     other = uuid.uuid4()
     batch = [
-        _Ask(tickets=1, user_id=customer.id, address="192.0.2.1"),
-        _Ask(tickets=1, user_id=customer.id, address="192.0.2.1"),
-        _Ask(tickets=1, user_id=other, address="192.0.2.1"),
-        _Ask(tickets=1, user_id=customer.id, address="192.0.2.2"),
-        _Ask(tickets=1, user_id=customer.id, address="192.0.2.1"),
-        _Ask(tickets=1, user_id=other, address="192.0.2.1"),
+        Ask(tickets=1, user_id=customer.id, address="192.0.2.1"),
+        Ask(tickets=1, user_id=customer.id, address="192.0.2.1"),
+        Ask(tickets=1, user_id=other, address="192.0.2.1"),
+        Ask(tickets=1, user_id=customer.id, address="192.0.2.2"),
+        Ask(tickets=1, user_id=customer.id, address="192.0.2.1"),
+        Ask(tickets=1, user_id=other, address="192.0.2.1"),
     ]
-    TicketBatcher()._run(event.pk, batch)
-    kinds = [type(ask.result).__name__ for ask in batch]
+    kinds = [type(outcome).__name__ for outcome in execute_batch(event.pk, batch).outcomes]
     assert kinds == ["Booking"] * 4 + ["RateLimited", "Booking"]
     event.refresh_from_db()
     assert event.available_tickets == 95

@@ -9,21 +9,20 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from booking_service.actions.bookings import booking_cancel
+from booking_service.actions.sweeper import release_expired_holds
+from booking_service.bookings.inventory import event_inventory
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus, CancelReason
 from booking_service.bookings.services import (
-    Actor,
-    NotFound,
-    booking_cancel,
     booking_create_slot,
     booking_create_tickets,
     booking_update_tickets,
-    release_expired_holds,
 )
 from booking_service.events.models import Event
-from booking_service.events.selectors import event_inventory
 from booking_service.testing import make_event, make_resource, next_slot
-from servicekit.outbox.models import OutboxEvent
-from servicekit.problems import Conflict, Unprocessable
+from servicekit.actors import Actor
+from servicekit.outbox.models import OutboxMessage
+from servicekit.problems import Conflict, NotFound, Unprocessable
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +52,7 @@ def test_hold_takes_tickets_and_publishes_booking_created(settings: Any) -> None
     assert booking.expires_at <= timezone.now() + dt.timedelta(seconds=120)
     event.refresh_from_db()
     assert event.available_tickets == 7
-    message = OutboxEvent.objects.get(type="booking.created")
+    message = OutboxMessage.objects.get(type="booking.created")
     assert message.data["booking_id"] == booking.pk
     assert message.data["user_id"] == str(user_id)
     assert message.data["organizer_id"] == str(event.organizer_id)
@@ -99,7 +98,7 @@ def test_expired_hold_is_released_lazily_by_the_next_buyer() -> None:
     assert first.status == BookingStatus.CANCELED
     assert first.cancel_reason == CancelReason.EXPIRED
     assert second.status == BookingStatus.PENDING
-    expired = OutboxEvent.objects.get(type="booking.expired")
+    expired = OutboxMessage.objects.get(type="booking.expired")
     assert expired.data["booking_id"] == first.pk
     assert expired.data["reason"] == "expired"
     assert_conserved(event.pk)
@@ -125,7 +124,7 @@ def test_sweeper_releases_expired_holds_of_events_and_slots() -> None:
     assert fresh.status == BookingStatus.PENDING
     event.refresh_from_db()
     assert event.available_tickets == 4
-    assert OutboxEvent.objects.filter(type="booking.expired").count() == 2
+    assert OutboxMessage.objects.filter(type="booking.expired").count() == 2
     assert release_expired_holds() == 0
     assert_conserved(event.pk)
 
@@ -133,8 +132,8 @@ def test_sweeper_releases_expired_holds_of_events_and_slots() -> None:
 def test_a_hold_whose_release_raises_is_left_for_the_next_round_and_the_rest_released(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from booking_service.bookings import inventory as expiry
     from booking_service.bookings import messages
-    from booking_service.bookings.services import expiry
 
     first, second = make_event(total_tickets=10), make_event(total_tickets=10)
     resource = make_resource()
@@ -176,7 +175,7 @@ def test_a_hold_whose_release_raises_is_left_for_the_next_round_and_the_rest_rel
     assert first.available_tickets == 8  # the neighbour's 3 back, the doomed hold's 2 held
     assert_conserved(first.pk)
     assert_conserved(second.pk)
-    assert OutboxEvent.objects.filter(type="booking.expired").count() == 3
+    assert OutboxMessage.objects.filter(type="booking.expired").count() == 3
 
     monkeypatch.setattr(expiry, "booking_message", real_booking_message)  # fixed: the next round
     assert release_expired_holds() == 2
@@ -185,7 +184,7 @@ def test_a_hold_whose_release_raises_is_left_for_the_next_round_and_the_rest_rel
 
 
 def test_conservation_through_the_whole_lifecycle() -> None:
-    from booking_service.payments.services import payment_create
+    from booking_service.actions.payments import payment_create
 
     event = make_event(total_tickets=20)
     users = [uuid.uuid4() for _ in range(4)]
@@ -240,7 +239,7 @@ def test_cancel_returns_tickets_once() -> None:
     booking_cancel(booking_id=booking.pk, actor=Actor(id=user))
     event.refresh_from_db()
     assert event.available_tickets == 5
-    message = OutboxEvent.objects.get(type="booking.canceled")
+    message = OutboxMessage.objects.get(type="booking.canceled")
     assert message.data["reason"] == "user"
     admin_canceled = booking_create_tickets(user_id=user, event_id=event.pk, tickets_booked=1)
     booking_cancel(booking_id=admin_canceled.pk, actor=Actor(id=uuid.uuid4(), is_admin=True))

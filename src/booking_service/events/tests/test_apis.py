@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from booking_service.events.models import Event, EventStatus
 from booking_service.testing import database_rows, make_event, problem
-from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.models import OutboxMessage
 from servicekit.testing import Caller
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def test_organizer_creates_an_event(organizer: Caller, path: str) -> None:
     assert data["available_tickets"] == 120  # read-only: the client's value is ignored
     assert data["price_per_ticket"] == "30.00"
     assert data["status"] == "active"
-    assert OutboxEvent.objects.filter(type="event.created").count() == 1
+    assert OutboxMessage.objects.filter(type="event.created").count() == 1
 
 
 def test_customer_cannot_create_events(customer: Caller) -> None:
@@ -118,7 +118,7 @@ def test_only_the_owner_or_an_admin_changes_an_event(
     assert response.json()["name"] == "Renamed"
     response = admin.client().put(url, event_body(name="By admin"), format="json")
     assert response.status_code == 200, response.content
-    assert OutboxEvent.objects.filter(type="event.updated").count() == 2
+    assert OutboxMessage.objects.filter(type="event.updated").count() == 2
     event.refresh_from_db()
     assert event.name == "By admin"
 

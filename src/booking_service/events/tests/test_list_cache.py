@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from booking_service.events import apis
+from booking_service.api import events as apis
 from booking_service.testing import make_event
 from servicekit.microcache import MicroCache
 

@@ -8,15 +8,17 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from booking_service.actions.events import event_cancel, event_update
+from booking_service.actions.payments import payment_create
+from booking_service.bookings.inventory import event_inventory
 from booking_service.bookings.models import BookingStatus, CancelReason
-from booking_service.bookings.services import Actor, booking_create_tickets
+from booking_service.bookings.services import booking_create_tickets
 from booking_service.events.models import Event, EventStatus
-from booking_service.events.selectors import event_inventory, event_list
-from booking_service.events.services import event_cancel, event_update
+from booking_service.events.selectors import event_list
 from booking_service.payments.models import PaymentStatus
-from booking_service.payments.services import payment_create
 from booking_service.testing import make_event
-from servicekit.outbox.models import OutboxEvent
+from servicekit.actors import Actor
+from servicekit.outbox.models import OutboxMessage
 from servicekit.problems import Conflict, Unprocessable
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +29,7 @@ def test_event_create_sets_inventory_and_emits_event_created() -> None:
     event = make_event(organizer_id=organizer_id, total_tickets=50, price="12.50")
     assert event.available_tickets == 50
     assert event.price_per_ticket == Decimal("12.50")
-    message = OutboxEvent.objects.get(type="event.created")
+    message = OutboxMessage.objects.get(type="event.created")
     assert message.data["event_id"] == event.pk
     assert message.data["organizer_id"] == str(organizer_id)
     assert message.data["price_per_ticket"] == "12.50"
@@ -88,14 +90,14 @@ def test_event_cancel_cancels_bookings_refunds_paid_and_publishes() -> None:
         assert booking.status == BookingStatus.CANCELED
         assert booking.cancel_reason == CancelReason.EVENT_CANCELED
     assert paid.payments.get().status == PaymentStatus.REFUNDED
-    message = OutboxEvent.objects.get(type="event.canceled")
+    message = OutboxMessage.objects.get(type="event.canceled")
     assert message.data["affected_user_ids"] == sorted([str(payer), str(holder)])
-    reasons = [m.data["reason"] for m in OutboxEvent.objects.filter(type="booking.canceled")]
+    reasons = [m.data["reason"] for m in OutboxMessage.objects.filter(type="booking.canceled")]
     assert reasons == ["event_canceled", "event_canceled"]
-    assert OutboxEvent.objects.filter(type="payment.refunded").count() == 1
+    assert OutboxMessage.objects.filter(type="payment.refunded").count() == 1
     # A second cancel changes nothing.
     event_cancel(event_id=event.pk)
-    assert OutboxEvent.objects.filter(type="event.canceled").count() == 1
+    assert OutboxMessage.objects.filter(type="event.canceled").count() == 1
     assert Actor(id=payer) != Actor(id=holder)
 
 

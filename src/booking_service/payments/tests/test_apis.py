@@ -182,7 +182,7 @@ def test_payment_ids_no_row_can_have_are_404(customer: Caller, pk: str) -> None:
 def test_an_unknown_outcome_is_202_pending_and_the_sweeper_settles_it(customer: Caller) -> None:
     import datetime as dt
 
-    from booking_service.payments.services import payments_resolve_stale
+    from booking_service.actions.payments import payments_resolve_stale
 
     booking_id = held_booking(customer)
     client = customer.client()

@@ -10,31 +10,23 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from booking_service.bookings.models import Booking, BookingStatus
-from booking_service.bookings.services import (
-    Actor,
-    NotFound,
-    booking_cancel,
-    booking_create_tickets,
-    booking_update_tickets,
-    release_expired_holds,
-)
-from booking_service.events.selectors import event_inventory
-from booking_service.payments.models import Payment, PaymentStatus
-from booking_service.payments.providers import (
-    ChargeResult,
-    RefundResult,
-    SandboxPaymentProvider,
-)
-from booking_service.payments.services import (
+from booking_service.actions.bookings import booking_cancel
+from booking_service.actions.payments import (
     PaymentOutcome,
     payment_create,
     payments_refund_orphaned,
     payments_resolve_stale,
 )
+from booking_service.actions.sweeper import release_expired_holds
+from booking_service.bookings.inventory import event_inventory
+from booking_service.bookings.models import Booking, BookingStatus
+from booking_service.bookings.services import booking_create_tickets, booking_update_tickets
+from booking_service.payments.models import Payment, PaymentStatus
+from booking_service.payments.providers import ChargeResult, RefundResult, SandboxPaymentProvider
 from booking_service.testing import make_event
-from servicekit.outbox.models import OutboxEvent
-from servicekit.problems import Conflict, Unprocessable
+from servicekit.actors import Actor
+from servicekit.outbox.models import OutboxMessage
+from servicekit.problems import Conflict, NotFound, Unprocessable
 
 pytestmark = pytest.mark.django_db
 
@@ -97,11 +89,11 @@ def test_successful_payment_confirms_the_booking_and_publishes() -> None:
     assert result.payment.provider_reference.startswith("sbx_ch_")
     booking.refresh_from_db()
     assert booking.status == BookingStatus.CONFIRMED
-    succeeded = OutboxEvent.objects.get(type="payment.succeeded")
+    succeeded = OutboxMessage.objects.get(type="payment.succeeded")
     assert succeeded.data["booking_id"] == booking.pk
     assert succeeded.data["amount"] == "30.00"
     assert succeeded.data["event_name"] == "Concert"
-    assert OutboxEvent.objects.get(type="booking.confirmed").data["status"] == "confirmed"
+    assert OutboxMessage.objects.get(type="booking.confirmed").data["status"] == "confirmed"
     inventory = event_inventory(event_id=booking.event_id or 0)
     assert inventory is not None
     assert inventory.sold == 2
@@ -128,7 +120,7 @@ def test_failed_payment_leaves_the_booking_pending(
     assert result.payment.retryable is retryable
     booking.refresh_from_db()
     assert booking.status == BookingStatus.PENDING
-    assert OutboxEvent.objects.get(type="payment.failed").data["reason"] == reason
+    assert OutboxMessage.objects.get(type="payment.failed").data["reason"] == reason
     # A later attempt may still succeed.
     retry = payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
     assert retry.outcome == PaymentOutcome.CONFIRMED
@@ -166,8 +158,8 @@ def test_success_after_the_hold_expired_is_refunded_never_confirmed(settings: An
     assert result.payment.status == PaymentStatus.REFUNDED
     booking.refresh_from_db()
     assert booking.status == BookingStatus.CANCELED
-    assert OutboxEvent.objects.get(type="payment.refunded").data["reason"] == "hold_expired"
-    assert not OutboxEvent.objects.filter(type="booking.confirmed").exists()
+    assert OutboxMessage.objects.get(type="payment.refunded").data["reason"] == "hold_expired"
+    assert not OutboxMessage.objects.filter(type="booking.confirmed").exists()
     inventory = event_inventory(event_id=booking.event_id or 0)
     assert inventory is not None
     assert (inventory.available, inventory.sold) == (2, 0)
@@ -182,7 +174,7 @@ def test_cancel_after_pay_refunds(settings: Any) -> None:
     payment = Payment.objects.get()
     assert payment.status == PaymentStatus.REFUNDED
     assert payment.refunded_at is not None
-    message = OutboxEvent.objects.get(type="payment.refunded")
+    message = OutboxMessage.objects.get(type="payment.refunded")
     assert message.data["reason"] == "booking_canceled"
     assert message.data["status"] == "refunded"
     booking.refresh_from_db()
@@ -271,8 +263,8 @@ def test_a_charge_for_another_amount_never_confirms(settings: Any) -> None:
     assert result.outcome == PaymentOutcome.REFUNDED
     booking.refresh_from_db()
     assert booking.status == BookingStatus.PENDING
-    assert OutboxEvent.objects.get(type="payment.refunded").data["reason"] == "amount_changed"
-    assert not OutboxEvent.objects.filter(type="booking.confirmed").exists()
+    assert OutboxMessage.objects.get(type="payment.refunded").data["reason"] == "amount_changed"
+    assert not OutboxMessage.objects.filter(type="booking.confirmed").exists()
 
 
 def test_ticket_count_cannot_change_while_a_payment_is_live() -> None:

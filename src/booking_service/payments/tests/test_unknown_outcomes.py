@@ -15,28 +15,22 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from booking_service.actions.bookings import booking_cancel
+from booking_service.actions.payments import PaymentOutcome, payment_create, payments_resolve_stale
+from booking_service.actions.sweeper import release_expired_holds
+from booking_service.bookings.inventory import event_inventory
 from booking_service.bookings.models import Booking, BookingStatus, CancelReason
-from booking_service.bookings.services import (
-    Actor,
-    booking_cancel,
-    booking_create_tickets,
-    release_expired_holds,
-)
+from booking_service.bookings.services import booking_create_tickets
 from booking_service.events.models import Event
-from booking_service.events.selectors import event_inventory
 from booking_service.payments.models import Payment, PaymentStatus, SandboxLedgerEntry
 from booking_service.payments.providers import (
     ChargeResult,
     PaymentOutcomeUnknown,
     SandboxPaymentProvider,
 )
-from booking_service.payments.services import (
-    PaymentOutcome,
-    payment_create,
-    payments_resolve_stale,
-)
 from booking_service.testing import make_event
-from servicekit.outbox.models import OutboxEvent
+from servicekit.actors import Actor
+from servicekit.outbox.models import OutboxMessage
 from servicekit.problems import Conflict
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +84,7 @@ def test_an_unknown_outcome_leaves_the_payment_pending(settings: Any, provider: 
     assert (payment.status, payment.failure_reason) == (PaymentStatus.PENDING, "")
     booking.refresh_from_db()
     assert booking.status == BookingStatus.PENDING
-    assert not OutboxEvent.objects.filter(type__startswith="payment.").exists()
+    assert not OutboxMessage.objects.filter(type__startswith="payment.").exists()
     # The customer's retry is refused: the first charge may have gone through.
     settings.PAYMENT_PROVIDER = "booking_service.payments.providers.SandboxPaymentProvider"
     with pytest.raises(Conflict) as refused:
@@ -120,8 +114,8 @@ def test_charge_then_timeout_is_charged_once_and_the_sweeper_confirms() -> None:
     assert booking.status == BookingStatus.CONFIRMED
     assert len(charges_of(booking)) == 1
     assert refunds_of(booking) == []
-    assert OutboxEvent.objects.filter(type="payment.succeeded").count() == 1
-    assert OutboxEvent.objects.filter(type="booking.confirmed").count() == 1
+    assert OutboxMessage.objects.filter(type="payment.succeeded").count() == 1
+    assert OutboxMessage.objects.filter(type="booking.confirmed").count() == 1
     assert payments_resolve_stale(older_than=NOW) == 0
     with pytest.raises(Conflict) as paid:
         payment_create(booking_id=booking.pk, user_id=user, payment_token="tok_visa")
@@ -166,8 +160,8 @@ def test_charge_then_timeout_after_the_hold_was_released_is_refunded_at_once() -
     assert payment.status == PaymentStatus.REFUNDED
     assert len(charges_of(booking)) == 1
     assert len(refunds_of(booking)) == 1
-    assert OutboxEvent.objects.get(type="payment.refunded").data["reason"] == "hold_expired"
-    assert not OutboxEvent.objects.filter(type="booking.confirmed").exists()
+    assert OutboxMessage.objects.get(type="payment.refunded").data["reason"] == "hold_expired"
+    assert not OutboxMessage.objects.filter(type="booking.confirmed").exists()
 
 
 def test_a_booking_canceled_while_its_payment_was_pending_is_refunded() -> None:
@@ -281,5 +275,5 @@ def test_the_request_and_the_sweeper_settle_one_payment_once(settings: Any) -> N
     assert booking.status == BookingStatus.CONFIRMED
     assert Payment.objects.get().status == PaymentStatus.SUCCESS
     assert len(charges_of(booking)) == 1
-    assert OutboxEvent.objects.filter(type="payment.succeeded").count() == 1
-    assert OutboxEvent.objects.filter(type="booking.confirmed").count() == 1
+    assert OutboxMessage.objects.filter(type="payment.succeeded").count() == 1
+    assert OutboxMessage.objects.filter(type="booking.confirmed").count() == 1

@@ -10,15 +10,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from booking_service.common import actor_of, id_field, not_found, path_id
-from booking_service.payments.models import Payment
-from booking_service.payments.selectors import payment_get, payment_list
-from booking_service.payments.services import (
+from booking_service.actions.payments import (
     PaymentOutcome,
     PaymentResult,
     payment_create,
     payment_resume,
 )
+from booking_service.api.common import actor_of, id_field, not_found, path_id
+from booking_service.payments.models import Payment
+from booking_service.payments.selectors import payment_get, payment_list
 from servicekit.clients import client_address
 from servicekit.fields import QuerySerializer, TextField
 from servicekit.idempotency.views import IdempotentMixin

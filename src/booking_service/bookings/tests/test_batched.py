@@ -1,4 +1,4 @@
-"""The batched booking path: same answers as the regular view, real concurrency, and
+"""The batched bookings view: same answers as the regular view, real concurrency, and
 everything unusual handed to the regular view."""
 
 from __future__ import annotations
@@ -17,20 +17,31 @@ import pytest
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
+from django.urls import resolve
 from django.utils import timezone
+from rest_framework import serializers
 
-from booking_service.bookings import fastpath
-from booking_service.bookings.apis import BookingOutputSerializer
-from booking_service.bookings.fastpath import FastBookingMiddleware, SoldOut, TicketBatcher
+from booking_service.actions.bookings import booking_cancel
+from booking_service.api.batched import BatchedBookings
+from booking_service.api.bookings import BookingOutputSerializer, booking_representation
+from booking_service.bookings.batching import database as batch_database
+from booking_service.bookings.batching.batcher import Ask, Decided, SoldOut, TicketBatcher
+from booking_service.bookings.batching.database import Outcome, execute_batch
+from booking_service.bookings.inventory import event_inventory
 from booking_service.bookings.messages import booking_message
 from booking_service.bookings.models import Booking, BookingStatus
-from booking_service.bookings.services import booking_cancel
-from booking_service.bookings.services.common import Actor
+from booking_service.bookings.services import booking_create_slot, booking_create_tickets
 from booking_service.events.models import Event, EventStatus
-from booking_service.events.selectors import event_inventory
-from booking_service.testing import database_rows, make_event
+from booking_service.testing import (
+    batched_view,
+    database_rows,
+    make_event,
+    make_resource,
+    next_slot,
+)
+from servicekit.actors import Actor
 from servicekit.messages import BookingCreated, decode_envelope, message_to_builtins
-from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.models import OutboxMessage
 from servicekit.outbox.relay import envelope_bytes
 from servicekit.testing import Caller
 
@@ -55,9 +66,9 @@ def regular() -> RegularPath:
 
 
 @pytest.fixture
-def middleware(regular: RegularPath, settings: Any) -> FastBookingMiddleware:
+def middleware(regular: RegularPath, settings: Any) -> BatchedBookings:
     settings.BOOKING_SOLDOUT_CACHE_SECONDS = 1.0
-    return FastBookingMiddleware(regular)
+    return batched_view(regular)
 
 
 def post(caller: Caller, body: Any, *, path: str = "/api/bookings/", **headers: str) -> HttpRequest:
@@ -69,7 +80,7 @@ def post(caller: Caller, body: Any, *, path: str = "/api/bookings/", **headers: 
 @pytest.mark.django_db
 class TestAnswers:
     def test_a_hold_answers_like_the_regular_view(
-        self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
+        self, middleware: BatchedBookings, regular: RegularPath, customer: Caller
     ) -> None:
         event = make_event(total_tickets=10, price="12.50")
         response = middleware(post(customer, {"event": event.pk, "tickets_booked": 3}))
@@ -77,7 +88,7 @@ class TestAnswers:
         assert regular.calls == 0
         body = json.loads(response.content)
         booking = Booking.objects.get(pk=body["id"])
-        assert body == BookingOutputSerializer(booking).data
+        assert body == BookingOutputSerializer(booking).data == drf_representation(booking)
         assert (booking.user_id, booking.status, booking.amount) == (
             customer.id,
             BookingStatus.PENDING,
@@ -85,7 +96,7 @@ class TestAnswers:
         )
         event.refresh_from_db()
         assert event.available_tickets == 7
-        outbox = OutboxEvent.objects.get(type="booking.created")
+        outbox = OutboxMessage.objects.get(type="booking.created")
         # The payload written in SQL is the regular path's, field for field, and decodes into
         # the model of its type the way a consumer reads it off the bus.
         expected = booking_message(BookingCreated, booking)
@@ -95,9 +106,7 @@ class TestAnswers:
         assert isinstance(envelope.data, BookingCreated)
         assert outbox.producer == "booking"
 
-    def test_sold_out_is_a_409_problem(
-        self, middleware: FastBookingMiddleware, customer: Caller
-    ) -> None:
+    def test_sold_out_is_a_409_problem(self, middleware: BatchedBookings, customer: Caller) -> None:
         event = make_event(total_tickets=2)
         response = middleware(post(customer, {"event": event.pk, "tickets_booked": 3}))
         assert response.status_code == 409
@@ -125,7 +134,7 @@ class TestAnswers:
     )  # fmt: skip
     def test_unusual_requests_go_to_the_regular_view(
         self,
-        middleware: FastBookingMiddleware,
+        middleware: BatchedBookings,
         regular: RegularPath,
         customer: Caller,
         body: Any,
@@ -136,7 +145,7 @@ class TestAnswers:
         assert not Booking.objects.exists()
 
     def test_bad_tokens_go_to_the_regular_view(
-        self, middleware: FastBookingMiddleware, regular: RegularPath
+        self, middleware: BatchedBookings, regular: RegularPath
     ) -> None:
         forged = Caller(
             user_id=str(uuid.uuid4()), role="customer", token="eyJhbGciOiJub25lIn0.e30."
@@ -151,7 +160,7 @@ class TestAnswers:
         assert regular.calls == 2
 
     def test_events_the_regular_view_must_explain(
-        self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
+        self, middleware: BatchedBookings, regular: RegularPath, customer: Caller
     ) -> None:
         canceled = make_event(total_tickets=5)
         Event.objects.filter(pk=canceled.pk).update(status=EventStatus.CANCELED)
@@ -163,28 +172,36 @@ class TestAnswers:
         assert regular.calls == 3
         assert not Booking.objects.exists()
 
-    def test_other_paths_and_methods_pass_through(
-        self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
+    def test_other_methods_pass_through(
+        self, middleware: BatchedBookings, regular: RegularPath
     ) -> None:
-        event = make_event(total_tickets=5)
-        middleware(post(customer, {"event": event.pk, "tickets_booked": 1}, path="/api/payments/"))
         middleware(RequestFactory().get("/api/bookings/"))
+        middleware(RequestFactory().put("/api/bookings/"))
         assert regular.calls == 2
 
-    def test_create_alias_path(self, middleware: FastBookingMiddleware, customer: Caller) -> None:
+    def test_the_collection_is_routed_to_it(self, customer: Caller, settings: Any) -> None:
+        """The URLconf sends both collection paths here, with the DRF view behind."""
+        settings.BOOKING_SOLDOUT_CACHE_SECONDS = 0.0
         event = make_event(total_tickets=5)
-        for path in ("/api/bookings", "/api/bookings/create", "/api/bookings/create/"):
-            response = middleware(
-                post(customer, {"event": event.pk, "tickets_booked": 1}, path=path)
+        paths = ("/api/bookings", "/api/bookings/", "/api/bookings/create", "/api/bookings/create/")
+        for path in paths:
+            assert isinstance(resolve(path).func, BatchedBookings)
+            response = Client().post(
+                path,
+                {"event": event.pk, "tickets_booked": 1},
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {customer.token}",
             )
             assert response.status_code == 201
+        event.refresh_from_db()
+        assert event.available_tickets == 1
 
 
 @pytest.mark.django_db
 class TestSoldOutCache:
     def test_not_remembered_past_the_first_hold_expiry(self, customer: Caller) -> None:
         clock = [100.0]
-        batcher = TicketBatcher(clock=lambda: clock[0])
+        batcher = TicketBatcher(execute_batch, clock=lambda: clock[0])
         event = make_event(total_tickets=2)
         held = batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS)
         assert isinstance(held, Booking)
@@ -198,7 +215,7 @@ class TestSoldOutCache:
         settings.BOOKING_SOLDOUT_CACHE_SECONDS = 5.0
         settings.BOOKING_HOLD_SECONDS = 1
         clock = [100.0]
-        batcher = TicketBatcher(clock=lambda: clock[0])
+        batcher = TicketBatcher(execute_batch, clock=lambda: clock[0])
         event = make_event(total_tickets=2)
         assert isinstance(
             batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS),
@@ -208,7 +225,7 @@ class TestSoldOutCache:
 
     def test_grants_what_is_free_even_while_expired_holds_wait(self, customer: Caller) -> None:
         event = make_event(total_tickets=10)
-        batcher = TicketBatcher()
+        batcher = TicketBatcher(execute_batch)
         assert isinstance(
             batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS),
             Booking,
@@ -223,7 +240,7 @@ class TestSoldOutCache:
     def test_sold_out_is_remembered_then_forgotten(self, customer: Caller, settings: Any) -> None:
         settings.BOOKING_SOLDOUT_CACHE_SECONDS = 5.0
         clock = [100.0]
-        batcher = TicketBatcher(clock=lambda: clock[0])
+        batcher = TicketBatcher(execute_batch, clock=lambda: clock[0])
         event = make_event(total_tickets=2)
         first = batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS)
         assert isinstance(first, Booking)
@@ -240,7 +257,7 @@ class TestSoldOutCache:
         )
 
     def test_expired_holds_send_refusals_to_the_regular_view(
-        self, middleware: FastBookingMiddleware, regular: RegularPath, customer: Caller
+        self, middleware: BatchedBookings, regular: RegularPath, customer: Caller
     ) -> None:
         event = make_event(total_tickets=2)
         assert (
@@ -261,21 +278,19 @@ def test_concurrent_buyers_share_transactions_and_never_oversell(
     new_caller: Callable[[str], Caller], settings: Any
 ) -> None:
     settings.BOOKING_SOLDOUT_CACHE_SECONDS = 1.0
-    regular = RegularPath()
-    middleware = FastBookingMiddleware(regular)
     event = make_event(total_tickets=30)
     buyers = [new_caller("customer") for _ in range(60)]
     transactions = Counter[str]()
     barrier = threading.Barrier(len(buyers))
     statuses: list[int] = [0] * len(buyers)
-    original_run = middleware.batcher._run
 
-    def counting_run(event_id: int, batch: list[Any]) -> None:
+    def counting_execute(event_id: int, batch: list[Ask]) -> Decided[Outcome]:
         transactions["batches"] += 1
         transactions["asks"] += len(batch)
-        original_run(event_id, batch)
+        return execute_batch(event_id, batch)
 
-    middleware.batcher._run = counting_run  # type: ignore[method-assign]
+    regular = RegularPath()
+    middleware = BatchedBookings(regular, TicketBatcher(counting_execute))
 
     def buy(index: int) -> None:
         try:
@@ -312,7 +327,7 @@ def test_independent_batchers_racing_with_cancelations(settings: Any) -> None:
     failures: list[str] = []
 
     def shop(seed: int) -> None:
-        batcher = TicketBatcher()  # one per thread, as one per process
+        batcher = TicketBatcher(execute_batch)  # one per thread, as one per process
         rng = random.Random(seed)
         try:
             for _ in range(25):
@@ -343,12 +358,41 @@ def test_independent_batchers_racing_with_cancelations(settings: Any) -> None:
     assert inventory.total == inventory.available + inventory.held + inventory.sold
 
 
-def test_the_fast_path_can_be_turned_off(settings: Any) -> None:
-    from django.core.exceptions import MiddlewareNotUsed
-
+@pytest.mark.django_db
+def test_the_batched_path_can_be_turned_off(settings: Any, customer: Caller) -> None:
     settings.BOOKING_FAST_PATH = False
-    with pytest.raises(MiddlewareNotUsed):
-        FastBookingMiddleware(RegularPath())
+    event = make_event(total_tickets=5)
+    regular = RegularPath()
+    view = batched_view(regular)
+    assert view(post(customer, {"event": event.pk, "tickets_booked": 1})).status_code == 299
+    assert regular.calls == 1
+    assert not Booking.objects.exists()
+
+
+def drf_representation(booking: Booking) -> dict[str, Any]:
+    """What DRF itself makes of `BookingOutputSerializer`'s fields."""
+    return dict(serializers.ModelSerializer.to_representation(BookingOutputSerializer(), booking))
+
+
+@pytest.mark.django_db
+def test_one_representation_of_a_booking(customer: Caller) -> None:
+    """`booking_representation` (every bookings endpoint's output) is what DRF would make of
+    the serializer's fields, for a hold, a confirmed, a canceled and a slot booking."""
+    event = make_event(total_tickets=10, price="12.50")
+    hold = booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=3)
+    confirmed = booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=1)
+    Booking.objects.filter(pk=confirmed.pk).update(
+        status=BookingStatus.CONFIRMED, confirmed_at=timezone.now()
+    )
+    canceled = booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=1)
+    booking_cancel(booking_id=canceled.pk, actor=Actor(id=customer.id))
+    resource = make_resource()
+    start, end = next_slot()
+    slot = booking_create_slot(
+        user_id=customer.id, resource_id=resource.pk, start_time=start, end_time=end
+    )
+    for booking in Booking.objects.filter(pk__in=[hold.pk, confirmed.pk, canceled.pk, slot.pk]):
+        assert booking_representation(booking) == drf_representation(booking)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -358,7 +402,7 @@ def test_a_hold_that_expires_during_the_lock_wait_is_not_counted(
     """Expiry is judged after the row lock is granted, not when the statement began."""
     settings.BOOKING_HOLD_SECONDS = 1
     event = make_event(total_tickets=1)
-    batcher = TicketBatcher()
+    batcher = TicketBatcher(execute_batch)
     assert isinstance(
         batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS), Booking
     )
@@ -388,7 +432,7 @@ def test_a_connection_that_lost_the_prepared_statement_prepares_it_again(
 ) -> None:
     """A pooler (or anyone) may reset the session; the batch prepares its statement again."""
     event = make_event(total_tickets=5)
-    batcher = TicketBatcher()
+    batcher = TicketBatcher(execute_batch)
     assert isinstance(
         batcher.book(event_id=event.pk, tickets=1, user_id=customer.id, address=ADDRESS), Booking
     )
@@ -405,11 +449,11 @@ def test_a_connection_that_lost_the_prepared_statement_prepares_it_again(
 def test_a_session_that_already_has_the_statement_replaces_it(customer: Caller) -> None:
     """A session handed over with the statement already prepared (by an older release, say)."""
     event = make_event(total_tickets=5)
-    batcher = TicketBatcher()
+    batcher = TicketBatcher(execute_batch)
     with connection.cursor() as cursor:
         cursor.execute("DISCARD ALL")
-        cursor.execute(f"PREPARE {fastpath._PREPARED} AS SELECT 1")
-    fastpath._prepared_on.discard(connection.connection)
+        cursor.execute(f"PREPARE {batch_database._PREPARED} AS SELECT 1")
+    batch_database._prepared_on.discard(connection.connection)
     assert isinstance(
         batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS), Booking
     )
@@ -463,7 +507,7 @@ class TestLimits:
     @pytest.mark.parametrize(("template", "status", "code"), REFUSED_BODIES)
     def test_handed_to_the_regular_view(
         self,
-        middleware: FastBookingMiddleware,
+        middleware: BatchedBookings,
         regular: RegularPath,
         customer: Caller,
         template: bytes,

@@ -12,10 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from booking_service.common import actor_of, not_found, path_id
+from booking_service.actions.events import event_cancel, event_update
+from booking_service.api.common import actor_of, not_found, path_id
 from booking_service.events.models import Event
 from booking_service.events.selectors import event_get, event_list
-from booking_service.events.services import event_cancel, event_create, event_update
+from booking_service.events.services import event_create
 from servicekit.fields import IntegerField, QuerySerializer, TextField, UUIDField, validate_range
 from servicekit.microcache import MicroCache
 from servicekit.openapi import link, links, problems

@@ -11,8 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from booking_service.common import actor_of, id_field, not_found, path_id
-from booking_service.events.selectors import event_inventory
+from booking_service.api.common import actor_of, id_field, not_found, path_id
+from booking_service.bookings.inventory import event_inventory
 from booking_service.resources.models import Resource
 from booking_service.resources.selectors import resource_availability, resource_get, resource_list
 from booking_service.resources.services import (

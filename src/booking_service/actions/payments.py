@@ -1,4 +1,4 @@
-"""Payments. The provider is never called inside a database transaction:
+"""Pay for a booking. The provider is never called inside a database transaction:
 
 1. a `pending` payment row is committed (at most one live payment per booking, so a
    booking is never charged twice at once);
@@ -11,7 +11,7 @@ When the provider cannot say what happened (a timeout, a network error, a 5xx) t
 may have gone through: the payment stays `pending` and blocks any other payment of the
 booking, and the sweeper asks the provider again with the same idempotency key until it
 answers (`payments_resolve_stale`). A hold whose payment is pending is not released before
-`PAYMENT_PENDING_HOLD_GRACE_SECONDS` past its expiry (bookings.services.expiry).
+`PAYMENT_PENDING_HOLD_GRACE_SECONDS` past its expiry (`bookings.inventory.expired_holds`).
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ from django.utils import timezone
 
 from booking_service.bookings.messages import booking_message
 from booking_service.bookings.models import Booking, BookingStatus
-from booking_service.bookings.services import NotFound
-from booking_service.bookings.services.expiry import DATABASE_AWAY
 from booking_service.payments.messages import payment_message
 from booking_service.payments.models import Payment, PaymentStatus
 from booking_service.payments.providers import ChargeResult, get_payment_provider
 from servicekit.messages import BookingConfirmed, PaymentFailed, PaymentRefunded, PaymentSucceeded
 from servicekit.outbox.services import outbox_emit
-from servicekit.problems import Conflict, Unprocessable
+from servicekit.problems import Conflict, NotFound, Unprocessable
+from servicekit.workers import DATABASE_AWAY
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +152,10 @@ def _payment_in_progress(payment: Payment) -> Conflict:
 def _outcome_of(payment: Payment) -> PaymentOutcome:
     if payment.status == PaymentStatus.FAILED:
         return PaymentOutcome.FAILED
-    if payment.status == PaymentStatus.SUCCESS and payment.booking.status == "confirmed":
+    if (
+        payment.status == PaymentStatus.SUCCESS
+        and payment.booking.status == BookingStatus.CONFIRMED
+    ):
         return PaymentOutcome.CONFIRMED
     return PaymentOutcome.REFUNDED
 

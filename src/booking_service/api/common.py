@@ -9,8 +9,9 @@ from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
-from booking_service.bookings.services import Actor, NotFound
 from servicekit import fields
+from servicekit.actors import Actor
+from servicekit.problems import NotFound
 
 MAX_ID = 2**63 - 1
 

@@ -1,5 +1,9 @@
+"""The bookings API. `POST /api/bookings/` reaches `BookingCreateApi` through the batched
+view (`booking_service.api.batched`), which answers plain ticket holds itself."""
+
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -9,16 +13,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from booking_service.bookings.fastpath import COUNTED_ATTRIBUTE
+from booking_service.actions.bookings import booking_cancel
+from booking_service.api.common import actor_of, id_field, not_found, path_id
 from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.bookings.selectors import booking_get, booking_list
 from booking_service.bookings.services import (
-    booking_cancel,
     booking_create_slot,
     booking_create_tickets,
     booking_update_tickets,
 )
-from booking_service.common import actor_of, id_field, not_found, path_id
 from servicekit.clients import client_address
 from servicekit.fields import INT32_MAX, IntegerField, QuerySerializer
 from servicekit.idempotency.views import IdempotentMixin
@@ -26,8 +29,47 @@ from servicekit.openapi import link, links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.ratelimits import rate_limit_all
 
+# Set on a request the batched view counted against the rate limits and then handed to the
+# regular view, which must not count it again.
+COUNTED_ATTRIBUTE = "booking_rate_limits_counted"
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    """DRF's ISO 8601 output for the service's time zone (UTC), without its per-call
+    settings lookups."""
+    if value is None:
+        return None
+    text = value.astimezone(dt.UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def booking_representation(booking: Booking) -> dict[str, Any]:
+    """A booking as every bookings endpoint shows it (`BookingOutputSerializer`'s fields, in
+    its order; a test holds it equal to what DRF would make of them)."""
+    return {
+        "id": booking.pk,
+        "kind": booking.kind,
+        "user_id": str(booking.user_id),
+        "event": booking.event_id,
+        "tickets_booked": booking.tickets_booked,
+        "resource": booking.resource_id,
+        "start_time": _iso(booking.start_time),
+        "end_time": _iso(booking.end_time),
+        "status": booking.status,
+        "cancel_reason": booking.cancel_reason,
+        "expires_at": _iso(booking.expires_at),
+        "amount": f"{booking.amount:.2f}",
+        "currency": booking.currency,
+        "created_at": _iso(booking.created_at),
+        "updated_at": _iso(booking.updated_at),
+        "confirmed_at": _iso(booking.confirmed_at),
+        "canceled_at": _iso(booking.canceled_at),
+    }
+
 
 class BookingOutputSerializer(serializers.ModelSerializer[Booking]):
+    """The fields (for the schema); the output is `booking_representation`'s."""
+
     event = serializers.IntegerField(source="event_id", allow_null=True)
     resource = serializers.IntegerField(source="resource_id", allow_null=True)
 
@@ -53,6 +95,9 @@ class BookingOutputSerializer(serializers.ModelSerializer[Booking]):
             "canceled_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Booking) -> dict[str, Any]:
+        return booking_representation(instance)
 
 
 class BookingInputSerializer(serializers.Serializer[Any]):
@@ -91,7 +136,7 @@ class BookingCreateApi(IdempotentMixin, APIView):
     def check_throttles(self, request: Request) -> None:
         super().check_throttles(request)
         # Counted before the work (and before an Idempotency-Key's transaction opens); the
-        # flash-sale path already counted what it hands on.
+        # batched view already counted what it hands on.
         if request.method == "POST" and not getattr(request._request, COUNTED_ATTRIBUTE, False):
             rate_limit_all(
                 action="booking",
