@@ -18,7 +18,8 @@ from servicekit.problems import Conflict
 
 def _starts_at(booking: Booking) -> dt.datetime | None:
     if booking.event is not None:
-        return booking.event.starts_at
+        starts_at: dt.datetime = booking.event.starts_at  # a generated column
+        return starts_at
     return booking.start_time
 
 

@@ -76,7 +76,7 @@ def test_a_failing_batch_answers_each_ask_with_the_error_and_the_next_batch_runs
 
 
 def test_an_executor_answering_the_wrong_number_of_asks_fails_the_batch() -> None:
-    batcher = TicketBatcher(lambda event_id, batch: Decided([]))
+    batcher: TicketBatcher[str] = TicketBatcher(lambda event_id, batch: Decided([]))
     assert isinstance(batcher.book(event_id=1, tickets=1, user_id=USER, address="a"), RuntimeError)
 
 
