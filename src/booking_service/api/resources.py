@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 
 from booking_service.api.common import actor_of, id_field, not_found, path_id
 from booking_service.bookings.inventory import event_inventory
+from booking_service.bookings.selectors import resource_availability
 from booking_service.resources.models import Resource
-from booking_service.resources.selectors import resource_availability, resource_get, resource_list
+from booking_service.resources.selectors import resource_get, resource_list
 from booking_service.resources.services import (
     resource_create,
     resource_deactivate,

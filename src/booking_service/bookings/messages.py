@@ -13,13 +13,6 @@ from servicekit.messages import BookingMessage
 BookingMessageT = TypeVar("BookingMessageT", bound=BookingMessage)
 
 
-def booking_organizer_id(booking: Booking) -> uuid.UUID:
-    owner = booking.event if booking.event is not None else booking.resource
-    if owner is None:
-        raise ValueError(f"booking {booking.pk} has neither event nor resource")
-    return uuid.UUID(str(owner.organizer_id))
-
-
 def booking_message(
     model: type[BookingMessageT], booking: Booking, *, reason: str | None = None
 ) -> BookingMessageT:
@@ -29,7 +22,7 @@ def booking_message(
     return model(
         booking_id=booking.pk,
         user_id=uuid.UUID(str(booking.user_id)),
-        organizer_id=booking_organizer_id(booking),
+        organizer_id=booking.organizer_id,
         kind=booking.kind,
         event_id=event.pk if event is not None else None,
         event_name=event.name if event is not None else None,

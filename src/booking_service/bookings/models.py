@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import RangeBoundary, RangeOperators
 from django.db import models
@@ -129,3 +131,11 @@ class Booking(models.Model):
 
     def __str__(self) -> str:
         return f"booking {self.pk} ({self.kind}, {self.status})"
+
+    @property
+    def organizer_id(self) -> uuid.UUID:
+        """Who sells what is booked: the event's or the resource's organizer."""
+        owner = self.event if self.event is not None else self.resource
+        if owner is None:
+            raise ValueError(f"booking {self.pk} has neither event nor resource")
+        return uuid.UUID(str(owner.organizer_id))

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+import datetime as dt
 
-from booking_service.bookings.models import Booking
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from booking_service.bookings.models import Booking, BookingStatus
+from booking_service.resources.models import Resource
+from booking_service.resources.slots import (
+    MAX_ADVANCE,
+    MAX_AVAILABILITY_RANGE,
+    Interval,
+    free_intervals,
+)
 from servicekit.actors import Actor
+from servicekit.problems import Unprocessable
 
 
 def booking_list(
@@ -38,3 +49,35 @@ def booking_get(*, booking_id: int, actor: Actor) -> Booking | None:
     if not actor.is_admin:
         bookings = bookings.filter(user_id=actor.id)
     return bookings.first()
+
+
+def resource_busy_intervals(
+    *, resource: Resource, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> list[Interval]:
+    """Active bookings overlapping `[start, end)`; an expired hold does not count."""
+    rows = (
+        Booking.objects.filter(resource=resource, start_time__lt=end, end_time__gt=start)
+        .filter(
+            Q(status=BookingStatus.CONFIRMED) | Q(status=BookingStatus.PENDING, expires_at__gt=now)
+        )
+        .order_by("start_time")
+        .values_list("start_time", "end_time")
+    )
+    return [
+        Interval(start_time, end_time) for start_time, end_time in rows if start_time and end_time
+    ]
+
+
+def resource_availability(
+    *, resource: Resource, start: dt.datetime, end: dt.datetime
+) -> list[Interval]:
+    """The free intervals of a resource's opening hours in `[start, end)`."""
+    if end <= start:
+        raise Unprocessable("end must be after start.", code="invalid-range")
+    if end - start > MAX_AVAILABILITY_RANGE:
+        raise Unprocessable("Ask for at most 31 days at a time.", code="range-too-long")
+    now = timezone.now()
+    if start < now - MAX_ADVANCE or end > now + MAX_ADVANCE:
+        raise Unprocessable("Ask about the next five years at most.", code="range-too-far")
+    busy = resource_busy_intervals(resource=resource, start=start, end=end, now=now)
+    return free_intervals(resource, start=start, end=end, busy=busy, now=now)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-from booking_service.bookings.messages import booking_organizer_id
 from booking_service.payments.models import Payment
 from servicekit.messages import PaymentMessage
 
@@ -23,7 +22,7 @@ def payment_message(
         payment_id=payment.pk,
         booking_id=booking.pk,
         user_id=uuid.UUID(str(payment.user_id)),
-        organizer_id=booking_organizer_id(booking),
+        organizer_id=booking.organizer_id,
         amount=payment.amount,
         currency=payment.currency,
         status=payment.status,
