@@ -21,16 +21,18 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import InterfaceError, OperationalError, connection
 from nats.aio.msg import Msg
 from nats.js import api
 
 from notifications_service.inbox.services import Handler, dead_letter_record, event_handle
 from servicekit.bus import BusUnavailableError, SyncBus, SyncPullSubscription, backoff_delay
 from servicekit.messages import IncomingEnvelope, PoisonMessageError, decode_envelope
+from servicekit.workers import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +62,21 @@ def handle_envelope(spec: ConsumerSpec, envelope: IncomingEnvelope) -> bool:
     return event_handle(consumer=spec.name, handler=spec.handler, envelope=envelope)
 
 
-class ConsumerWorker:
+class ConsumerWorker(Worker):
+    name = "consume_events"
+    idle_interval = 0.0  # the fetch itself waits for messages
+    backoff_initial = 0.2
+    backoff_max = 5.0
+    outages: ClassVar[Mapping[type[Exception], str]] = {
+        BusUnavailableError: "bus unavailable",
+        TimeoutError: "bus timeout",
+    }
+
     def __init__(self, bus: SyncBus, spec: ConsumerSpec, options: ConsumerOptions) -> None:
         self.bus = bus
         self.spec = spec
         self.options = options
+        self.label = f"consumer {spec.name}"
         self.handled = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -202,41 +214,31 @@ class ConsumerWorker:
         except Exception as exc:  # unacked, it is redelivered after ack_wait all the same
             logger.warning("%s: nak failed: %s", self.spec.name, exc)
 
-    def run(self, stop: threading.Event) -> None:
-        failures = 0
+    # The loop (servicekit.workers) ----------------------------------------------------------
+
+    def round(self) -> bool:
+        return self.run_once() > 0
+
+    def round_failed(self, exc: Exception, failures: int) -> None:
+        if not self.is_outage(exc):
+            self._subscription = None  # subscribe again: it may be what broke
+
+    def started(self) -> None:
         logger.info(
             "consumer %s started (durable %s, %s)",
             self.spec.name,
             self.spec.durable,
             ", ".join(self.spec.types),
         )
-        try:
-            while not stop.is_set():
-                try:
-                    close_old_connections()
-                    self.run_once()
-                    failures = 0
-                except (BusUnavailableError, TimeoutError, OperationalError, InterfaceError) as exc:
-                    failures += 1
-                    delay = backoff_delay(failures, initial=0.2, maximum=5.0)
-                    logger.warning("consumer %s: %s; retry in %.1fs", self.spec.name, exc, delay)
-                    connection.close()
-                    stop.wait(delay)
-                except Exception:
-                    failures += 1
-                    delay = backoff_delay(failures, initial=0.2, maximum=5.0)
-                    logger.exception("consumer %s: unexpected error", self.spec.name)
-                    self._subscription = None
-                    stop.wait(delay)
-        finally:
-            connection.close()
-            logger.info(
-                "consumer %s stopped: %d handled, %d duplicates, %d dead letters",
-                self.spec.name,
-                self.handled,
-                self.duplicates,
-                self.dead_lettered,
-            )
+
+    def stopped(self) -> None:
+        logger.info(
+            "consumer %s stopped: %d handled, %d duplicates, %d dead letters",
+            self.spec.name,
+            self.handled,
+            self.duplicates,
+            self.dead_lettered,
+        )
 
 
 def run_consumers(

@@ -25,9 +25,10 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from django.db import DatabaseError, connection, transaction
@@ -39,6 +40,7 @@ from servicekit.messages import encode_envelope
 from servicekit.outbox.health import check_outbox_lag
 from servicekit.outbox.models import OutboxEvent
 from servicekit.outbox.services import NOTIFY_CHANNEL, outbox_envelope
+from servicekit.workers import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,11 @@ def envelope_bytes(event: OutboxEvent) -> bytes:
     return encode_envelope(outbox_envelope(event))
 
 
-class OutboxRelay:
+class OutboxRelay(Worker):
+    name = "outbox_relay"
+    label = "outbox relay"
+    outages: ClassVar[Mapping[type[Exception], str]] = {BusUnavailableError: "bus unavailable"}
+
     def __init__(self, bus: SyncBus, options: RelayOptions | None = None) -> None:
         self.bus = bus
         self.options = options or RelayOptions()
@@ -71,6 +77,10 @@ class OutboxRelay:
         self._listen: psycopg.Connection[Any] | None = None
         self._last_lag_log = 0.0
         self._last_unsent = -1  # unknown: the first check logs
+        self._listen_retry_at = 0.0
+        self.idle_interval = self.options.poll_interval
+        self.backoff_initial = self.options.backoff_initial
+        self.backoff_max = self.options.backoff_max
 
     # One batch -----------------------------------------------------------------------------
 
@@ -191,73 +201,41 @@ class OutboxRelay:
             if published < self.options.batch_size:
                 return total
 
-    # The loop --------------------------------------------------------------------------------
+    # The loop (servicekit.workers) ----------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        failures = 0
+    def started(self) -> None:
         logger.info(
             "outbox relay started (stream %s, servers %s)",
             self.bus.config.stream,
             ",".join(self.bus.config.servers),
         )
-        while not stop.is_set():
-            try:
-                published = self.relay_batch()
-            except BusUnavailableError as exc:
-                failures += 1
-                delay = backoff_delay(
-                    failures, initial=self.options.backoff_initial, maximum=self.options.backoff_max
-                )
-                logger.warning("outbox relay: bus unavailable (%s); retry in %.1fs", exc, delay)
-                self._log_lag(force=failures == 1)
-                stop.wait(delay)
-                continue
-            except DatabaseError as exc:
-                failures += 1
-                delay = backoff_delay(
-                    failures, initial=self.options.backoff_initial, maximum=self.options.backoff_max
-                )
-                logger.warning("outbox relay: database error (%s); retry in %.1fs", exc, delay)
-                connection.close()
-                self._close_listen()
-                stop.wait(delay)
-                continue
-            except Exception:
-                # Events fail on their own rows; whatever still gets here is a bug of the
-                # round, no reason to stop publishing for everyone.
-                failures += 1
-                delay = backoff_delay(
-                    failures, initial=self.options.backoff_initial, maximum=self.options.backoff_max
-                )
-                logger.exception("outbox relay: round failed; retry in %.1fs", delay)
-                stop.wait(delay)
-                continue
-            if failures:
-                logger.info("outbox relay: publishing again after %d failed attempts", failures)
-                failures = 0
-            self._log_lag()
-            if published >= self.options.batch_size:
-                continue  # more may be waiting
-            self._wait_for_work(stop)
+
+    def round(self) -> bool:
+        published = self.relay_batch()
+        self._log_lag()
+        return published >= self.options.batch_size  # more may be waiting
+
+    def round_failed(self, exc: Exception, failures: int) -> None:
+        if isinstance(exc, BusUnavailableError):
+            self._log_lag(force=failures == 1)
+        elif isinstance(exc, DatabaseError):
+            self._close_listen()
+
+    def stopped(self) -> None:
         self._close_listen()
         logger.info("outbox relay stopped; published %d events", self.published_total)
 
-    def _wait_for_work(self, stop: threading.Event) -> None:
+    def wait_for_work(self, stop: threading.Event, timeout: float) -> bool:
+        """Whether a NOTIFY came within `timeout`. After one it lingers, so that what commits
+        meanwhile goes out in the same batch."""
         listen = self._ensure_listen()
         if listen is None:
-            stop.wait(self.options.poll_interval)
-            return
-        deadline = time.monotonic() + self.options.poll_interval
+            stop.wait(timeout)
+            return False
+        notified = False
         try:
-            # Returns after the first NOTIFY (and the linger), after the polling interval, or
-            # soon after `stop`.
-            notified = False
-            while not stop.is_set() and not notified:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                for _notify in listen.notifies(timeout=min(remaining, 0.5), stop_after=1):
-                    notified = True
+            for _notify in listen.notifies(timeout=timeout, stop_after=1):
+                notified = True
             if notified:
                 if self.options.linger > 0:
                     stop.wait(self.options.linger)
@@ -267,10 +245,13 @@ class OutboxRelay:
         except psycopg.Error as exc:
             logger.info("outbox relay: LISTEN connection lost (%s); polling", exc)
             self._close_listen()
+        return notified
 
     def _ensure_listen(self) -> psycopg.Connection[Any] | None:
         if self._listen is not None and not self._listen.closed:
             return self._listen
+        if time.monotonic() < self._listen_retry_at:
+            return None  # polling until the next try
         try:
             params = connection.get_connection_params()
             params.pop("cursor_factory", None)
@@ -279,6 +260,7 @@ class OutboxRelay:
         except psycopg.Error as exc:
             logger.info("outbox relay: cannot LISTEN (%s); polling", exc)
             self._listen = None
+            self._listen_retry_at = time.monotonic() + self.options.poll_interval
         return self._listen
 
     def _close_listen(self) -> None:

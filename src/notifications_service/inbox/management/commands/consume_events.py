@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -11,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from notifications_service.inbox.consumer import run_consumers
 from notifications_service.inbox.registry import consumer_options, consumer_specs
 from servicekit.bus import SyncBus
+from servicekit.workers import stop_on_signals
 
 
 class Command(BaseCommand):
@@ -31,13 +30,7 @@ class Command(BaseCommand):
             if unknown:
                 raise CommandError(f"unknown consumers {sorted(unknown)}")
             specs = [spec for spec in specs if spec.name in options["consumer"]]
-        stop = threading.Event()
-
-        def on_signal(signum: int, frame: object) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        stop = stop_on_signals()
         bus = SyncBus(name="notifications-consumer")
         try:
             run_consumers(bus, specs, consumer_options(), stop)

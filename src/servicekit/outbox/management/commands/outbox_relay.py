@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from servicekit.bus import SyncBus
 from servicekit.outbox.relay import OutboxRelay, RelayOptions
+from servicekit.workers import stop_on_signals
 
 
 class Command(BaseCommand):
@@ -56,13 +55,6 @@ class Command(BaseCommand):
                 published = relay.drain()
                 self.stdout.write(f"published {published} events")
                 return
-            stop = threading.Event()
-
-            def on_signal(signum: int, frame: object) -> None:
-                stop.set()
-
-            signal.signal(signal.SIGTERM, on_signal)
-            signal.signal(signal.SIGINT, on_signal)
-            relay.run(stop)
+            relay.run(stop_on_signals())
         finally:
             bus.close()
