@@ -8,12 +8,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from servicekit.problems import (
-    UNAVAILABLE_RETRY_AFTER,
-    database_unavailable,
-    problem_response,
-    unavailable,
-)
+from servicekit.errors import Problem
+from servicekit.problems import database_unavailable, problem_response, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +30,11 @@ class UrlLengthLimitMiddleware:
         length = len(request.path_info.encode()) + len(request.META.get("QUERY_STRING", ""))
         if length > self.limit:
             return problem_response(
-                414,
-                detail=f"The URL is longer than {self.limit} bytes.",
-                code="uri-too-long",
+                Problem(
+                    f"The URL is longer than {self.limit} bytes.",
+                    code="uri-too-long",
+                    status_code=414,
+                )
             )
         return self.get_response(request)
 
@@ -56,9 +54,4 @@ class DatabaseUnavailableMiddleware:
         if not database_unavailable(exception):
             return None
         logger.warning("database unavailable: %s %s", request.method, request.path, exc_info=True)
-        problem = unavailable()
-        response = problem_response(
-            problem.status_code, detail=str(problem.detail), code=problem.problem_code
-        )
-        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
-        return response
+        return problem_response(unavailable())

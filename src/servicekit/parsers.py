@@ -23,7 +23,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from rest_framework.parsers import BaseParser
 
-from servicekit.problems import Problem, body_too_large
+from servicekit.errors import Problem
+from servicekit.problems import body_too_large
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

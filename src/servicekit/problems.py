@@ -1,7 +1,11 @@
 """RFC 9457 problem details for every error a service returns.
 
-`exception_handler` is DRF's EXCEPTION_HANDLER; the `handler*` views cover what Django answers
-before DRF sees a request (unknown paths, oversized bodies, crashes).
+Domain errors (servicekit.errors, re-exported here) are plain exceptions; `problem_response`
+answers one in plain Django (the middleware, the `handler*` views, the batched booking
+view), and `exception_handler`, DRF's EXCEPTION_HANDLER, answers it in DRF views with the
+same body (`error_body`) and headers (`error_headers`). The DRF handler also turns DRF's
+own exceptions (authentication, permissions, validation, throttling) into problems, and
+`error_response` gives that same answer outside DRF's views.
 """
 
 from __future__ import annotations
@@ -16,56 +20,51 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, status
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 
+from servicekit.errors import (
+    Conflict,
+    DomainError,
+    InvalidFields,
+    NotFound,
+    Problem,
+    Unprocessable,
+)
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "UNAVAILABLE_RETRY_AFTER",
+    "Conflict",
+    "DomainError",
+    "InvalidFields",
+    "NotFound",
+    "Problem",
+    "Unprocessable",
+    "body_too_large",
+    "busy",
+    "database_unavailable",
+    "error_body",
+    "error_headers",
+    "error_response",
+    "exception_handler",
+    "handler400",
+    "handler403",
+    "handler404",
+    "handler500",
+    "problem_body",
+    "problem_response",
+    "unavailable",
+]
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-
-logger = logging.getLogger(__name__)
-
-
-class Problem(exceptions.APIException):
-    """A domain error with its own status, raised by services and rendered as problem+json.
-
-    `code` becomes the problem `type` (`urn:problem:<code>`), so clients can branch on it
-    without parsing `detail`.
-    """
-
-    status_code: int = status.HTTP_400_BAD_REQUEST
-    default_code = "bad-request"
-    default_detail = "The request could not be processed."
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        code: str | None = None,
-        status_code: int | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        if status_code is not None:
-            self.status_code = status_code
-        super().__init__(detail=detail or self.default_detail, code=code or self.default_code)
-        self.problem_code = code or self.default_code
-        self.extra = dict(extra or {})
-
-
-class Conflict(Problem):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-    default_detail = "The request conflicts with the current state of the resource."
-
-
-class Unprocessable(Problem):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_code = "unprocessable"
-    default_detail = "The request is well-formed but cannot be processed."
-
 
 # Seconds a client waits before retrying after a 503 for the database.
 UNAVAILABLE_RETRY_AFTER = 2
+
+logger = logging.getLogger(__name__)
 
 
 def body_too_large() -> Problem:
@@ -73,9 +72,54 @@ def body_too_large() -> Problem:
     return Problem(
         f"The request body is larger than {limit} bytes.",
         code="body-too-large",
-        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        status_code=413,
         extra={"limit": limit},
     )
+
+
+def busy() -> Problem:
+    """A statement ran past its time limit, or waited too long for a lock."""
+    return Problem(
+        "The service is busy; retry shortly.",
+        code="busy",
+        status_code=503,
+    )
+
+
+def unavailable() -> Problem:
+    return Problem(
+        "The service cannot reach its database; retry shortly.",
+        code="unavailable",
+        status_code=503,
+        retry_after=UNAVAILABLE_RETRY_AFTER,
+    )
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """A transient failure of the database, not of the request: the connection was refused
+    or lost (PostgreSQL down, restarting, a backend terminated), or the transaction lost a
+    serialization or deadlock race. Nothing the request changed was committed, unless the
+    commit itself was under way; an `Idempotency-Key` makes the retry safe either way."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def _is_statement_timeout(exc: DatabaseError) -> bool:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) in {"57014", "55P03"}  # query canceled, lock n/a
+
+
+def domain_error(exc: BaseException) -> DomainError | None:
+    """`exc` as the domain error it answers as: itself, or what a failure of Django or the
+    database means to the client; None for anything else."""
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, RequestDataTooBig):  # request.body read by a view or mixin
+        return body_too_large()
+    if isinstance(exc, DatabaseError) and _is_statement_timeout(exc):
+        return busy()
+    if database_unavailable(exc):
+        return unavailable()
+    return None
 
 
 def problem_body(
@@ -104,13 +148,29 @@ def problem_body(
     return body
 
 
-def problem_response(
-    status_code: int, *, detail: str, code: str | None = None, **kwargs: Any
-) -> JsonResponse:
+def error_body(error: DomainError) -> dict[str, Any]:
+    return problem_body(
+        error.status_code,
+        detail=error.detail,
+        code=error.problem_code,
+        errors=error.errors,
+        extra=error.extra,
+    )
+
+
+def error_headers(error: DomainError) -> dict[str, str]:
+    if error.retry_after is None:
+        return {}
+    return {"Retry-After": str(error.retry_after)}
+
+
+def problem_response(error: DomainError) -> HttpResponse:
+    """The problem+json answer to a domain error, in plain Django."""
     return JsonResponse(
-        problem_body(status_code, detail=detail, code=code, **kwargs),
-        status=status_code,
+        error_body(error),
+        status=error.status_code,
         content_type=PROBLEM_CONTENT_TYPE,
+        headers=error_headers(error),
     )
 
 
@@ -125,24 +185,14 @@ def _flatten_errors(data: Any) -> Any:
     return [str(data)]
 
 
-def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
+def _framework_problem(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]] | None:
+    """Body, status and headers for what Django and DRF raise themselves; None for a bug."""
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
-    elif isinstance(exc, RequestDataTooBig):  # request.body read by a view or mixin
-        exc = body_too_large()
-    elif isinstance(exc, DatabaseError) and _is_statement_timeout(exc):
-        exc = Problem(
-            "The service is busy; retry shortly.",
-            code="busy",
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    elif database_unavailable(exc):
-        exc = unavailable()
-
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: Django logs it and handler500 answers
 
@@ -158,70 +208,69 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
             errors = {"non_field_errors": errors}
         body = problem_body(
             exc.status_code,
-            detail="The request has invalid fields.",
-            code="validation-error",
+            detail=InvalidFields.default_detail,
+            code=InvalidFields.default_code,
             errors=errors,
         )
     else:
-        code = getattr(exc, "problem_code", None)
-        if code is None:
-            codes = exc.get_codes()
-            code = str(codes) if isinstance(codes, str) else None
-            code = code.replace("_", "-") if code else None
-        body = problem_body(
-            exc.status_code,
-            detail=str(exc.detail),
-            code=code,
-            extra=getattr(exc, "extra", None),
+        codes = exc.get_codes()
+        code = str(codes).replace("_", "-") if isinstance(codes, str) and codes else None
+        body = problem_body(exc.status_code, detail=str(exc.detail), code=code)
+    return body, exc.status_code, headers
+
+
+def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: domain errors as `problem_response` answers them, and DRF's
+    own exceptions as problems too."""
+    error = domain_error(exc)
+    if error is not None:
+        return Response(
+            error_body(error),
+            status=error.status_code,
+            headers=error_headers(error),
+            content_type=PROBLEM_CONTENT_TYPE,
         )
-    return Response(
-        body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE
+    answer = _framework_problem(exc)
+    if answer is None:
+        return None
+    body, status_code, headers = answer
+    return Response(body, status=status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def error_response(exc: Exception) -> HttpResponse:
+    """The problem+json answer to `exc` outside DRF's views (the batched booking view),
+    exactly as `exception_handler` gives it inside them. An exception that handler does not
+    know answers 503 `busy`: the caller could not finish, and a retry may."""
+    error = domain_error(exc)
+    if error is not None:
+        return problem_response(error)
+    answer = _framework_problem(exc)
+    if answer is None:
+        return problem_response(busy())
+    body, status_code, headers = answer
+    return JsonResponse(
+        body, status=status_code, content_type=PROBLEM_CONTENT_TYPE, headers=headers
     )
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """A transient failure of the database, not of the request: the connection was refused
-    or lost (PostgreSQL down, restarting, a backend terminated), or the transaction lost a
-    serialization or deadlock race. Nothing the request changed was committed, unless the
-    commit itself was under way; an `Idempotency-Key` makes the retry safe either way."""
-    return isinstance(exc, OperationalError | InterfaceError)
-
-
-def unavailable() -> Problem:
-    problem = Problem(
-        "The service cannot reach its database; retry shortly.",
-        code="unavailable",
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-    )
-    problem.wait = UNAVAILABLE_RETRY_AFTER  # type: ignore[attr-defined]
-    return problem
-
-
-def _is_statement_timeout(exc: DatabaseError) -> bool:
-    cause = exc.__cause__
-    return getattr(cause, "sqlstate", None) in {"57014", "55P03"}  # query canceled, lock n/a
 
 
 # Django-level handlers, wired in each service's root urlconf.
-def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):  # request.body read before any view
-        problem = body_too_large()
-        return problem_response(
-            problem.status_code,
-            detail=str(problem.detail),
-            code=problem.problem_code,
-            extra=problem.extra,
-        )
-    return problem_response(400, detail="The request could not be read.", code="bad-request")
+        return problem_response(body_too_large())
+    return problem_response(Problem("The request could not be read.", code="bad-request"))
 
 
-def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return problem_response(403, detail="You do not have permission to do this.", code="forbidden")
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(
+        Problem("You do not have permission to do this.", code="forbidden", status_code=403)
+    )
 
 
-def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return problem_response(404, detail="Not found.", code="not-found")
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(NotFound())
 
 
-def handler500(request: HttpRequest) -> JsonResponse:
-    return problem_response(500, detail="An unexpected error occurred.", code="server-error")
+def handler500(request: HttpRequest) -> HttpResponse:
+    return problem_response(
+        Problem("An unexpected error occurred.", code="server-error", status_code=500)
+    )

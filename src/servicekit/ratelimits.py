@@ -32,9 +32,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from rest_framework import exceptions
 
 from servicekit.conf import RATE
+from servicekit.errors import DomainError
 from servicekit.models import CacheEntry
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -81,10 +81,16 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), int(multiple or 1) * _UNIT_SECONDS[unit]
 
 
-class RateLimited(exceptions.Throttled):
+class RateLimited(DomainError):  # noqa: N818 (the name callers know)
+    """429 with the whole seconds until one more attempt passes (`wait`, the Retry-After)."""
+
+    status_code = 429
     default_detail = "Too many attempts."
     default_code = "rate-limited"
-    wait: int  # whole seconds until the window ends (Retry-After)
+
+    def __init__(self, *, wait: int, detail: str | None = None) -> None:
+        super().__init__(detail, retry_after=wait)
+        self.wait = wait
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from notifications_service.notifications.services import (
 from notifications_service.webhooks import transport
 from notifications_service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notifications_service.webhooks.signing import SIGNATURE_HEADER, signature_header
+from servicekit.errors import Problem
 from servicekit.messages import ORGANIZER_MESSAGE_TYPES
-from servicekit.problems import Problem
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from django.db import connection
 from django.utils import timezone
 
 from servicekit import parsers
+from servicekit.errors import Conflict, Problem, Unprocessable
 from servicekit.idempotency.models import IdempotencyKey
-from servicekit.problems import Conflict, Problem, Unprocessable
 
 MAX_KEY_LENGTH = 255
 # How long the previous version of this module held a reserved key for its running request.

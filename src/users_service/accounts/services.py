@@ -10,11 +10,10 @@ from typing import Any, TypeVar
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from rest_framework.exceptions import ValidationError as ApiValidationError
 
+from servicekit.errors import InvalidFields, Problem
 from servicekit.messages import UserMessage, UserRegistered, UserUpdated
 from servicekit.outbox.services import outbox_emit
-from servicekit.problems import Problem
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
 from users_service.tokens.services import refresh_families_revoke
 from users_service.tokens.throttling import rate_limit
@@ -44,8 +43,8 @@ def _email_changes(user: User, data: dict[str, Any]) -> bool:
     return "email" in data and data["email"].strip() != user.email
 
 
-def _field_error(field: str, messages: list[str]) -> ApiValidationError:
-    return ApiValidationError({field: messages})
+def _field_error(field: str, messages: list[str]) -> InvalidFields:
+    return InvalidFields({field: messages})
 
 
 def user_register(*, name: str, email: str, password: str, role: str = Role.CUSTOMER) -> User:

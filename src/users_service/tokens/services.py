@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from servicekit.auth import Principal
-from servicekit.problems import Problem
+from servicekit.errors import Problem
 from users_service.accounts.models import User
 from users_service.tokens.keys import signing_key_active, signing_key_private
 from users_service.tokens.models import RefreshToken

@@ -6,8 +6,8 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from rest_framework.exceptions import ValidationError
 
+from servicekit.errors import InvalidFields
 from users_service.accounts.services import EmailTaken, user_create_admin
 
 
@@ -46,8 +46,11 @@ class Command(BaseCommand):
                 "nothing was changed. Use --promote-existing to make it admin (its password "
                 "is kept)."
             ) from exc
-        except ValidationError as exc:
-            raise CommandError(f"refused: {exc.detail}") from exc
+        except InvalidFields as exc:
+            reasons = "; ".join(
+                f"{field}: {' '.join(messages)}" for field, messages in (exc.errors or {}).items()
+            )
+            raise CommandError(f"refused: {reasons}") from exc
         user = created.user
         if created.promoted:
             self.stdout.write(
