@@ -59,7 +59,7 @@ SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405
     "TITLE": "Turnstile notifications service",
     "DESCRIPTION": (
-        "Notifications built from the domain events on the bus, email delivery, and signed "
+        "Notifications built from the domain messages on the bus, email delivery, and signed "
         "webhooks for organizers."
     ),
 }

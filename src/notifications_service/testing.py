@@ -1,5 +1,5 @@
 """Test helpers: a stream of one's own on the real NATS server, a real SMTP server that can
-refuse mail for a while, events published as producers publish them, and service processes
+refuse mail for a while, messages published as producers publish them, and service processes
 started against the test database."""
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ SRC = Path(__file__).resolve().parents[1]
 
 
 def envelope(
-    event_type: str, data: dict[str, Any], *, event_id: uuid.UUID | None = None
+    message_type: str, data: dict[str, Any], *, message_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
     return {
-        "id": str(event_id or uuid.uuid4()),
-        "type": event_type,
+        "id": str(message_id or uuid.uuid4()),
+        "type": message_type,
         "occurred_at": datetime.now(UTC).isoformat(),
         "producer": "tests",
         "version": 1,
@@ -42,7 +42,7 @@ def envelope(
 
 def publish(bus: SyncBus, document: dict[str, Any], *, msg_id: str | None = None) -> None:
     bus.publish(
-        event_type=document["type"],
+        message_type=document["type"],
         payload=json.dumps(document).encode(),
         msg_id=msg_id or document["id"],
     )

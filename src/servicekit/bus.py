@@ -1,4 +1,4 @@
-"""The event bus: NATS JetStream, one stream for every domain event.
+"""The message bus: NATS JetStream, one stream for every domain message.
 
 Subjects are `<prefix>.<type>` (`turnstile.booking.confirmed`); the stream `TURNSTILE` keeps
 them on disk (file storage) with a de-duplication window long enough that a relay retrying
@@ -48,8 +48,8 @@ class BusConfig:
     subject_prefix: str
     replicas: int
 
-    def subject_for(self, event_type: str) -> str:
-        return f"{self.subject_prefix}.{event_type}"
+    def subject_for(self, message_type: str) -> str:
+        return f"{self.subject_prefix}.{message_type}"
 
     def type_from_subject(self, subject: str) -> str:
         return subject.removeprefix(f"{self.subject_prefix}.")
@@ -141,7 +141,7 @@ def backoff_delay(failures: int, *, initial: float, maximum: float) -> float:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    event_type: str
+    message_type: str
     payload: bytes
     msg_id: str
 
@@ -206,11 +206,11 @@ class SyncBus:
         return self._js
 
     def publish(
-        self, *, event_type: str, payload: bytes, msg_id: str, timeout: float = 5.0
+        self, *, message_type: str, payload: bytes, msg_id: str, timeout: float = 5.0
     ) -> api.PubAck:
         """Publish and wait for the stream's acknowledgement (stored, fsynced)."""
         self.connect(timeout)
-        subject = self.config.subject_for(event_type)
+        subject = self.config.subject_for(message_type)
         headers = {MSG_ID_HEADER: msg_id}
         try:
             return self.run(
@@ -249,7 +249,7 @@ class SyncBus:
     ) -> list[api.PubAck | BaseException]:
         publishes = [
             self.js.publish(
-                self.config.subject_for(message.event_type),
+                self.config.subject_for(message.message_type),
                 message.payload,
                 timeout=timeout,
                 stream=self.config.stream,

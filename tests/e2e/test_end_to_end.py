@@ -195,7 +195,7 @@ def test_booking_paid_reaches_the_customer_as_notification_and_email(stack: Stac
     assert wait_until(emailed, remaining, interval=0.1), [
         str(m["Subject"]) for m in stack.smtp.messages
     ]
-    # The welcome mail went out too, addressed from the contact replica's source event.
+    # The welcome mail went out too, addressed from the contact replica's source message.
     assert wait_until(
         lambda: any("Welcome" in str(m["Subject"]) for m in stack.smtp.to(customer_email)), 5
     )

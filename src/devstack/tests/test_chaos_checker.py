@@ -241,35 +241,36 @@ class Scene:
     def message(
         self, database: str, kind: str, data: dict[str, Any], *, notify: bool = True
     ) -> str:
-        """An outbox event that was sent, and what it made: the notification of its user, the
+        """An outbox message that was sent, and what it made: the notification of its user, the
         email, and a webhook delivery for the organizer's endpoint."""
-        event_id = str(uuid.uuid4())
+        message_id = str(uuid.uuid4())
         data = {"organizer_id": self.organizer, **data} if database == "booking" else data
         self.sql(
             database,
-            "INSERT INTO outbox_outboxevent (event_id, type, producer, version, occurred_at,"
+            "INSERT INTO outbox_messages (message_id, type, producer, version, occurred_at,"
             " data, sent_at, attempts, last_error) VALUES (%s, %s, 'x', 1, now(), %s, now(),"
             " 1, '')",
-            event_id,
+            message_id,
             kind,
             Jsonb(data),
         )
         if notify:
-            self.notification(kind, data, event_id)
+            self.notification(kind, data, message_id)
         if database == "booking" and self.endpoint:
-            self.delivery(kind, event_id)
-        return event_id
+            self.delivery(kind, message_id)
+        return message_id
 
-    def notification(self, kind: str, data: dict[str, Any], event_id: str | None = None) -> int:
+    def notification(self, kind: str, data: dict[str, Any], message_id: str | None = None) -> int:
         user = str(data["user_id"])
         rows = self.sql(
             "notifications",
             "INSERT INTO notifications_notification (user_id, kind, title, body, data,"
-            " source_event_id, created_at) VALUES (%s, %s, 't', 'b', %s, %s, now()) RETURNING id",
+            " source_message_id, created_at) VALUES (%s, %s, 't', 'b', %s, %s, now())"
+            " RETURNING id",
             user,
             kind,
             Jsonb(data),
-            event_id or str(uuid.uuid4()),
+            message_id or str(uuid.uuid4()),
         )
         notification = int(rows[0][0])
         self.sql(
@@ -298,18 +299,18 @@ class Scene:
         )
         self.endpoint = int(rows[0][0])
 
-    def delivery(self, kind: str, event_id: str) -> None:
+    def delivery(self, kind: str, message_id: str) -> None:
         rows = self.sql(
             "notifications",
-            "INSERT INTO webhooks_webhookdelivery (endpoint_id, event_id, event_type, payload,"
+            "INSERT INTO webhooks_webhookdelivery (endpoint_id, message_id, message_type, payload,"
             " status, attempts, next_attempt_at, last_error, created_at) VALUES (%s, %s, %s,"
             " '{}', 'succeeded', 1, now(), '', now()) RETURNING id",
             self.endpoint,
-            event_id,
+            message_id,
             kind,
         )
         line = {
-            "headers": {"turnstile-event-id": event_id, "turnstile-delivery-id": str(rows[0][0])}
+            "headers": {"turnstile-event-id": message_id, "turnstile-delivery-id": str(rows[0][0])}
         }
         with self.topology.webhook_log.open("a") as log:
             log.write(json.dumps(line) + "\n")
@@ -325,7 +326,7 @@ class Scene:
     def dead_letter(self, consumer: str, payload: str) -> None:
         self.sql(
             "notifications",
-            "INSERT INTO inbox_deadletter (consumer, event_id, event_type, subject,"
+            "INSERT INTO inbox_deadletter (consumer, message_id, message_type, subject,"
             " stream_sequence, deliveries, payload, error, created_at) VALUES (%s, '', '',"
             " 'x.booking.created', 1, 1, %s, 'PoisonMessageError: not an envelope', now())",
             consumer,
@@ -347,7 +348,7 @@ class Scene:
         self.poison()
         notification = self.sql(
             "notifications",
-            "SELECT id FROM notifications_notification WHERE source_event_id = %s",
+            "SELECT id FROM notifications_notification WHERE source_message_id = %s",
             confirmed,
         )[0][0]
         return {"event": event, "booking": booking, "payment": payment, "confirmed": notification}
@@ -463,7 +464,7 @@ def test_a_duplicate_email_is_reported_and_a_resent_copy_is_not(scene: Scene) ->
         "booking_id": ids["booking"],
         "organizer_id": scene.organizer,
     }
-    scene.notification("booking.confirmed", data)  # a second one, of no outbox event
+    scene.notification("booking.confirmed", data)  # a second one, of no outbox message
     violations = check(scene.topology, scene.history_path, heal_timeout=5).violations
     fact = f"booking.confirmed (booking {ids['booking']}, user {scene.customer})"
     assert f"{fact} produced 2 emails, not 1" in violations

@@ -4,9 +4,9 @@ from django.db import models
 
 
 class Contact(models.Model):
-    """What this service knows about a user to reach them: a replica fed by `user.*` events.
+    """What this service knows about a user to reach them: a replica fed by `user.*` messages.
 
-    `source_occurred_at` is the time of the event the row reflects, so an older event that
+    `source_occurred_at` is the time of the message the row reflects, so an older message that
     arrives late (redelivery, another relay) never overwrites a newer one.
     """
 

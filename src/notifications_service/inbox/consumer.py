@@ -1,11 +1,11 @@
-"""Durable JetStream pull consumers that hand each event to a handler, exactly once in effect.
+"""Durable JetStream pull consumers that hand each message to a handler, exactly once in effect.
 
 For every message:
 
 1. decode the envelope and its data into the model of its type (`servicekit.messages`); a
    message that is not an envelope, or whose data does not match its model, is poison and
    goes straight to the dead letters;
-2. in one database transaction, claim the event id for this consumer (`ProcessedEvent`,
+2. in one database transaction, claim the message id for this consumer (`ProcessedMessage`,
    unique) and run the handler; a claim that finds the id already there does nothing;
 3. only after the commit, ack the message.
 
@@ -29,7 +29,7 @@ from django.db import InterfaceError, OperationalError, connection
 from nats.aio.msg import Msg
 from nats.js import api
 
-from notifications_service.inbox.services import Handler, dead_letter_record, event_handle
+from notifications_service.inbox.services import Handler, dead_letter_record, message_handle
 from servicekit.bus import BusUnavailableError, SyncBus, SyncPullSubscription, backoff_delay
 from servicekit.messages import IncomingEnvelope, PoisonMessageError, decode_envelope
 from servicekit.workers import Worker
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """One purpose: a durable consumer, the event types it reads, and its handler."""
+    """One purpose: a durable consumer, the message types it reads, and its handler."""
 
     name: str
     durable: str
@@ -58,8 +58,8 @@ class ConsumerOptions:
 
 
 def handle_envelope(spec: ConsumerSpec, envelope: IncomingEnvelope) -> bool:
-    """Run the handler once per (consumer, event). False if it had already run."""
-    return event_handle(consumer=spec.name, handler=spec.handler, envelope=envelope)
+    """Run the handler once per (consumer, message). False if it had already run."""
+    return message_handle(consumer=spec.name, handler=spec.handler, envelope=envelope)
 
 
 class ConsumerWorker(Worker):
@@ -180,8 +180,8 @@ class ConsumerWorker(Worker):
             error=error,
             deliveries=deliveries,
             stream_sequence=sequence,
-            event_id=str(envelope.id) if envelope else message_id,
-            event_type=envelope.type if envelope else message_type,
+            message_id=str(envelope.id) if envelope else message_id,
+            message_type=envelope.type if envelope else message_type,
         )
         self.dead_lettered += 1
         logger.error(

@@ -3,34 +3,34 @@ from __future__ import annotations
 from django.db import models
 
 
-class ProcessedEvent(models.Model):
-    """An event a consumer has handled; written in the handler's transaction.
+class ProcessedMessage(models.Model):
+    """A message a consumer has handled; written in the handler's transaction.
 
     The unique constraint is what makes redelivery harmless: a second delivery of the same
-    event to the same consumer finds the row (or waits for the first transaction and then
+    message to the same consumer finds the row (or waits for the first transaction and then
     finds it) and changes nothing.
     """
 
     consumer = models.CharField(max_length=64)
-    event_id = models.UUIDField()
-    event_type = models.CharField(max_length=64)
+    message_id = models.UUIDField()
+    message_type = models.CharField(max_length=64)
     processed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["consumer", "event_id"], name="inbox_processed_once"),
+            models.UniqueConstraint(fields=["consumer", "message_id"], name="inbox_processed_once"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.consumer} {self.event_type} {self.event_id}"
+        return f"{self.consumer} {self.message_type} {self.message_id}"
 
 
 class DeadLetter(models.Model):
     """A message a consumer gave up on, kept with the error for a person to look at."""
 
     consumer = models.CharField(max_length=64)
-    event_id = models.CharField(max_length=64, blank=True, default="")
-    event_type = models.CharField(max_length=64, blank=True, default="")
+    message_id = models.CharField(max_length=64, blank=True, default="")
+    message_type = models.CharField(max_length=64, blank=True, default="")
     subject = models.CharField(max_length=255)
     stream_sequence = models.BigIntegerField(null=True)
     deliveries = models.PositiveIntegerField(default=0)

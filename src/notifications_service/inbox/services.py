@@ -7,29 +7,29 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from notifications_service.inbox.models import DeadLetter, ProcessedEvent
+from notifications_service.inbox.models import DeadLetter, ProcessedMessage
 from servicekit.messages import IncomingEnvelope, decode_envelope
 
 Handler = Callable[[IncomingEnvelope], None]
 
 
-def processed_event_claim(*, consumer: str, event_id: uuid.UUID, event_type: str) -> bool:
-    """Record that `consumer` handles `event_id` in the current transaction.
+def processed_message_claim(*, consumer: str, message_id: uuid.UUID, message_type: str) -> bool:
+    """Record that `consumer` handles `message_id` in the current transaction.
 
-    True the first time; False when the event was already handled (the caller then does
-    nothing). A concurrent claim of the same event waits for the first transaction.
+    True the first time; False when the message was already handled (the caller then does
+    nothing). A concurrent claim of the same message waits for the first transaction.
     """
     if not connection.in_atomic_block:
-        raise RuntimeError("processed_event_claim must run in the handler's transaction")
+        raise RuntimeError("processed_message_claim must run in the handler's transaction")
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO inbox_processedevent (consumer, event_id, event_type, processed_at)
+            INSERT INTO inbox_processedmessage (consumer, message_id, message_type, processed_at)
             VALUES (%s, %s, %s, now())
-            ON CONFLICT (consumer, event_id) DO NOTHING
+            ON CONFLICT (consumer, message_id) DO NOTHING
             RETURNING id
             """,
-            [consumer, event_id, event_type],
+            [consumer, message_id, message_type],
         )
         return cursor.fetchone() is not None
 
@@ -42,8 +42,8 @@ def dead_letter_record(
     error: str,
     deliveries: int,
     stream_sequence: int | None,
-    event_id: str = "",
-    event_type: str = "",
+    message_id: str = "",
+    message_type: str = "",
 ) -> DeadLetter:
     return DeadLetter.objects.create(
         consumer=consumer,
@@ -52,8 +52,8 @@ def dead_letter_record(
         error=_storable(error)[:10_000],
         deliveries=deliveries,
         stream_sequence=stream_sequence,
-        event_id=_storable(event_id)[:64],
-        event_type=_storable(event_type)[:64],
+        message_id=_storable(message_id)[:64],
+        message_type=_storable(message_type)[:64],
     )
 
 
@@ -62,14 +62,14 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\\x00")
 
 
-def event_handle(*, consumer: str, handler: Handler, envelope: IncomingEnvelope) -> bool:
-    """Run `handler` once per (consumer, event), in one transaction with the claim.
+def message_handle(*, consumer: str, handler: Handler, envelope: IncomingEnvelope) -> bool:
+    """Run `handler` once per (consumer, message), in one transaction with the claim.
 
-    False if the event had already been handled (nothing is done).
+    False if the message had already been handled (nothing is done).
     """
     with transaction.atomic():
-        if not processed_event_claim(
-            consumer=consumer, event_id=envelope.id, event_type=envelope.type
+        if not processed_message_claim(
+            consumer=consumer, message_id=envelope.id, message_type=envelope.type
         ):
             return False
         handler(envelope)
@@ -77,14 +77,14 @@ def event_handle(*, consumer: str, handler: Handler, envelope: IncomingEnvelope)
 
 
 def dead_letter_retry(*, dead_letter: DeadLetter, handler: Handler) -> bool:
-    """Run a dead letter's event through its consumer's handler again (after a fix).
+    """Run a dead letter's message through its consumer's handler again (after a fix).
 
     On success the dead letter is deleted and True returned; on failure its error is
     replaced by the new one and False returned.
     """
     try:
         envelope = decode_envelope(dead_letter.payload.encode())
-        event_handle(consumer=dead_letter.consumer, handler=handler, envelope=envelope)
+        message_handle(consumer=dead_letter.consumer, handler=handler, envelope=envelope)
     except Exception as exc:  # whatever it is, the letter stays with the new error
         dead_letter.error = f"retry failed: {type(exc).__name__}: {exc}"[:10_000]
         dead_letter.save(update_fields=["error"])
@@ -93,7 +93,7 @@ def dead_letter_retry(*, dead_letter: DeadLetter, handler: Handler) -> bool:
     return True
 
 
-def processed_events_prune(*, older_than_days: int) -> int:
+def processed_messages_prune(*, older_than_days: int) -> int:
     cutoff = timezone.now() - timedelta(days=older_than_days)
-    deleted, _ = ProcessedEvent.objects.filter(processed_at__lt=cutoff).delete()
+    deleted, _ = ProcessedMessage.objects.filter(processed_at__lt=cutoff).delete()
     return deleted

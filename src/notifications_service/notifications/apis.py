@@ -32,6 +32,11 @@ from servicekit.permissions import IsAdminOrService
 
 
 class NotificationOutputSerializer(serializers.ModelSerializer[Notification]):
+    # The public name predates the model's: the id of the message (or of the API call's
+    # `event_id`) the notification was made from.
+    source_event_id = serializers.UUIDField(
+        source="source_message_id", allow_null=True, required=False
+    )
     is_read = serializers.SerializerMethodField()
 
     class Meta:
@@ -108,7 +113,7 @@ class NotificationSendApi(APIView):
             title=values["title"],
             body=values["body"],
             data=values["data"],
-            event_id=values["event_id"],
+            source_message_id=values["event_id"],
             send_email=values["send_email"],
             email_to=values["email"],
         )

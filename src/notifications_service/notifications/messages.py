@@ -193,6 +193,6 @@ def handle_message(envelope: IncomingEnvelope) -> None:
             title=draft.title[:200],
             body=draft.body,
             data=data,
-            source_event_id=envelope.id,
+            source_message_id=envelope.id,
             email_to=draft.email_to,
         )

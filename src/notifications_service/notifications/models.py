@@ -6,8 +6,8 @@ from django.db import models
 class Notification(models.Model):
     """A message for one user, shown by `GET /api/notifications/` and possibly emailed.
 
-    `source_event_id` is the domain event it was made from (none for notifications posted
-    through the API); one notification per user and event, whatever the redeliveries.
+    `source_message_id` is the domain message it was made from (or the `event_id` a caller of
+    the API gave); one notification per user and message, whatever the redeliveries.
     """
 
     user_id = models.CharField(max_length=64)
@@ -15,7 +15,7 @@ class Notification(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField()
     data = models.JSONField(default=dict, blank=True)
-    source_event_id = models.UUIDField(null=True, blank=True)
+    source_message_id = models.UUIDField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -24,9 +24,9 @@ class Notification(models.Model):
         indexes = [models.Index(fields=["user_id", "-created_at"], name="notification_user_idx")]
         constraints = [
             models.UniqueConstraint(
-                fields=["user_id", "source_event_id"],
-                condition=models.Q(source_event_id__isnull=False),
-                name="notification_once_per_event",
+                fields=["user_id", "source_message_id"],
+                condition=models.Q(source_message_id__isnull=False),
+                name="notification_once_per_message",
             ),
         ]
 

@@ -42,7 +42,7 @@ def notification_create(
     title: str,
     body: str,
     data: dict[str, Any] | None = None,
-    source_event_id: uuid.UUID | None = None,
+    source_message_id: uuid.UUID | None = None,
     send_email: bool = True,
     email_to: str = "",
 ) -> Notification:
@@ -54,7 +54,7 @@ def notification_create(
             title=title,
             body=body,
             data=data or {},
-            source_event_id=source_event_id,
+            source_message_id=source_message_id,
         )
         if send_email:
             EmailDelivery.objects.create(
@@ -72,15 +72,18 @@ def notification_send(
     title: str,
     body: str,
     data: dict[str, Any] | None = None,
-    event_id: uuid.UUID | None = None,
+    source_message_id: uuid.UUID | None = None,
     send_email: bool = True,
     email_to: str = "",
 ) -> tuple[Notification, bool]:
-    """`POST /api/notification`: create, or with an `event_id` already used for this user,
-    return the first notification (a retried call sends nothing twice). (notification, created)
+    """`POST /api/notification`: create, or with a `source_message_id` (the API's `event_id`)
+    already used for this user, return the first notification (a retried call sends nothing
+    twice). (notification, created)
     """
-    if event_id is not None:
-        existing = Notification.objects.filter(user_id=user_id, source_event_id=event_id).first()
+    if source_message_id is not None:
+        existing = Notification.objects.filter(
+            user_id=user_id, source_message_id=source_message_id
+        ).first()
         if existing is not None:
             return existing, False
     try:
@@ -90,13 +93,16 @@ def notification_send(
             title=title,
             body=body,
             data=data,
-            source_event_id=event_id,
+            source_message_id=source_message_id,
             send_email=send_email,
             email_to=email_to,
         )
     except IntegrityError:
-        # A concurrent call with the same event id won the race.
-        return Notification.objects.get(user_id=user_id, source_event_id=event_id), False
+        # A concurrent call with the same message id won the race.
+        notification = Notification.objects.get(
+            user_id=user_id, source_message_id=source_message_id
+        )
+        return notification, False
     return notification, True
 
 
@@ -129,7 +135,7 @@ class DispatchResult:
 
 
 class RecipientUnknownError(Exception):
-    """No address yet: the contact replica has not seen the user (events may come late)."""
+    """No address yet: the contact replica has not seen the user (messages may come late)."""
 
 
 # Failures that are part of mail's normal life: logged in one line, without a traceback.

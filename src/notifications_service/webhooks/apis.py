@@ -58,6 +58,9 @@ class AttemptOutputSerializer(serializers.ModelSerializer[WebhookAttempt]):
 
 
 class DeliveryOutputSerializer(serializers.ModelSerializer[WebhookDelivery]):
+    # Public names, as in the `Turnstile-Event-*` headers: the message delivered.
+    event_id = serializers.UUIDField(source="message_id")
+    event_type = serializers.CharField(source="message_type", max_length=64)
     log = AttemptOutputSerializer(many=True, read_only=True)
 
     class Meta:

@@ -26,8 +26,8 @@ def handle_message(envelope: IncomingEnvelope) -> None:
         return
     webhook_deliveries_enqueue(
         organizer_id=str(message.organizer_id),
-        event_id=envelope.id,
-        event_type=envelope.type,
+        message_id=envelope.id,
+        message_type=envelope.type,
         envelope={
             "id": str(envelope.id),
             "type": envelope.type,

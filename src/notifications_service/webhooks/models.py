@@ -4,7 +4,7 @@ from django.db import models
 
 
 class WebhookEndpoint(models.Model):
-    """An organizer's URL that receives their events, signed with `secret`.
+    """An organizer's URL that receives the messages about their events, signed with `secret`.
 
     The secret is shown once, when the endpoint is created; it is kept because every
     delivery is signed with it.
@@ -25,12 +25,12 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.url} ({self.organizer_id})"
 
-    def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+    def wants(self, message_type: str) -> bool:
+        return not self.event_types or message_type in self.event_types
 
 
 class WebhookDelivery(models.Model):
-    """One event for one endpoint: retried with backoff until the endpoint answers 2xx."""
+    """One message for one endpoint: retried with backoff until the endpoint answers 2xx."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -40,8 +40,8 @@ class WebhookDelivery(models.Model):
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
     )
-    event_id = models.UUIDField()
-    event_type = models.CharField(max_length=64)
+    message_id = models.UUIDField()
+    message_type = models.CharField(max_length=64)
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -54,7 +54,9 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_once_per_event"),
+            models.UniqueConstraint(
+                fields=["endpoint", "message_id"], name="webhook_once_per_message"
+            ),
         ]
         indexes = [
             models.Index(
@@ -65,7 +67,7 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} -> endpoint {self.endpoint_id}: {self.status}"
+        return f"{self.message_type} -> endpoint {self.endpoint_id}: {self.status}"
 
 
 class WebhookAttempt(models.Model):

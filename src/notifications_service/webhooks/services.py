@@ -128,20 +128,20 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
 
 
 def webhook_deliveries_enqueue(
-    *, organizer_id: str, event_id: uuid.UUID, event_type: str, envelope: dict[str, Any]
+    *, organizer_id: str, message_id: uuid.UUID, message_type: str, envelope: dict[str, Any]
 ) -> int:
     """One pending delivery per active endpoint of the organizer that wants this type."""
     now = timezone.now()
     deliveries = [
         WebhookDelivery(
             endpoint=endpoint,
-            event_id=event_id,
-            event_type=event_type,
+            message_id=message_id,
+            message_type=message_type,
             payload=envelope,
             next_attempt_at=now,
         )
         for endpoint in WebhookEndpoint.objects.filter(organizer_id=organizer_id, is_active=True)
-        if endpoint.wants(event_type)
+        if endpoint.wants(message_type)
     ]
     WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     return len(deliveries)
@@ -164,8 +164,8 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
             "Content-Type": "application/json",
             "User-Agent": "Turnstile-Webhooks/1",
             SIGNATURE_HEADER: signature_header(secret=endpoint.secret, body=body),
-            "Turnstile-Event-Id": str(delivery.event_id),
-            "Turnstile-Event-Type": delivery.event_type,
+            "Turnstile-Event-Id": str(delivery.message_id),
+            "Turnstile-Event-Type": delivery.message_type,
             "Turnstile-Delivery-Id": str(delivery.pk),
         },
         timeout=settings.WEBHOOK_TIMEOUT_SECONDS,

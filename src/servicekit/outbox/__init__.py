@@ -1,2 +1,2 @@
-"""Transactional outbox: domain events are rows written in the same transaction as the change
+"""Transactional outbox: domain messages are rows written in the same transaction as the change
 they describe; a relay publishes them to the bus after commit (see `servicekit.outbox.relay`)."""

@@ -6,14 +6,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
-class OutboxEvent(models.Model):
-    """One domain event waiting for (or done with) publication.
+class OutboxMessage(models.Model):
+    """One domain message waiting for (or done with) publication.
 
-    `id` orders events as they were committed-ish (a sequence, so concurrent writers may
-    interleave); `event_id` is the envelope id and the broker's de-duplication key.
+    `id` orders messages as they were committed-ish (a sequence, so concurrent writers may
+    interleave); `message_id` is the envelope id and the broker's de-duplication key.
     """
 
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     type = models.CharField(max_length=64)
     producer = models.CharField(max_length=64)
     version = models.PositiveSmallIntegerField(default=1)
@@ -22,12 +22,13 @@ class OutboxEvent(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
-    # An event the broker refuses (while it takes others) waits here before its next
+    # A message the broker refuses (while it takes others) waits here before its next
     # attempt (empty: due now); after the relay's last attempt it is given up: `failed_at`.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "outbox_messages"
         ordering = ["id"]
         indexes = [
             models.Index(
@@ -36,4 +37,8 @@ class OutboxEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.event_id}"
+        return f"{self.type} {self.message_id}"
+
+
+# The booking service still imports the old name; this goes once it follows.
+OutboxEvent = OutboxMessage

@@ -3,20 +3,20 @@
 - Claims pending rows with `SELECT ... FOR UPDATE SKIP LOCKED`, so any number of relay
   processes can run at once: each row is held by one relay at a time, and a relay that dies
   releases its rows when its connection closes.
-- Publishes with `Nats-Msg-Id` = event id and marks a row sent only after the stream's
+- Publishes with `Nats-Msg-Id` = message id and marks a row sent only after the stream's
   acknowledgement. A crash between the two republishes the row; the broker's
   de-duplication window drops the copy.
 - While NATS is away it keeps the rows pending, records the error on the row it could not
   publish, and retries with capped exponential backoff. The outbox grows; nothing is lost.
-- An event the broker refuses while it is up (too large, say), or one that cannot even be
+- A message the broker refuses while it is up (too large, say), or one that cannot even be
   encoded, fails alone: its error and next attempt time go on its row, the others are
   published meanwhile, and after `max_attempts` it is given up (`failed_at`) for a person
   to look at.
 - Wakes on `LISTEN outbox` (sent by `outbox_emit` at commit), with a polling fallback when
   the notification is missed or the listening connection is down. After a notification it
-  lingers (`linger`, 20 ms by default) so that the events of a busy moment go out together:
-  in a flash sale that is one relay transaction and one pipelined publish per few dozen
-  events instead of one per committed batch.
+  lingers (`linger`, 20 ms by default) so that the messages of a busy moment go out
+  together: in a flash sale that is one relay transaction and one pipelined publish per few
+  dozen messages instead of one per committed batch.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from django.utils import timezone
 from servicekit.bus import BusUnavailableError, OutgoingMessage, SyncBus, backoff_delay
 from servicekit.messages import encode_envelope
 from servicekit.outbox.health import check_outbox_lag
-from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.models import OutboxMessage
 from servicekit.outbox.services import NOTIFY_CHANNEL, outbox_envelope
 from servicekit.workers import Worker
 
@@ -54,15 +54,15 @@ class RelayOptions:
     backoff_max: float = 10.0
     lag_log_interval: float = 30.0
     linger: float = 0.02
-    # An event that fails on its own: backoff between its attempts, and when to give up
+    # A message that fails on its own: backoff between its attempts, and when to give up
     # (the defaults keep trying for about two hours).
     retry_initial: float = 1.0
     retry_max: float = 600.0
     max_attempts: int = 20
 
 
-def envelope_bytes(event: OutboxEvent) -> bytes:
-    return encode_envelope(outbox_envelope(event))
+def envelope_bytes(row: OutboxMessage) -> bytes:
+    return encode_envelope(outbox_envelope(row))
 
 
 class OutboxRelay(Worker):
@@ -85,38 +85,38 @@ class OutboxRelay(Worker):
     # One batch -----------------------------------------------------------------------------
 
     def relay_batch(self) -> int:
-        """Publish up to `batch_size` due events; the number published.
+        """Publish up to `batch_size` due messages; the number published.
 
-        Raises `BusUnavailableError` when the broker is away; the events acknowledged before
-        it are marked sent all the same. An event that fails while the broker is there is
+        Raises `BusUnavailableError` when the broker is away; the messages acknowledged before
+        it are marked sent all the same. A message that fails while the broker is there is
         rescheduled (or given up) on its own row and raises nothing.
         """
         now = timezone.now()
         with transaction.atomic():
-            events = list(
-                OutboxEvent.objects.select_for_update(skip_locked=True)
+            rows = list(
+                OutboxMessage.objects.select_for_update(skip_locked=True)
                 .filter(sent_at__isnull=True, failed_at__isnull=True)
                 .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
                 .order_by("id")[: self.options.batch_size]
             )
-            if not events:
+            if not rows:
                 return 0
-            outgoing: list[tuple[OutboxEvent, OutgoingMessage]] = []
-            failed: list[tuple[OutboxEvent, str]] = []
-            for event in events:
+            outgoing: list[tuple[OutboxMessage, OutgoingMessage]] = []
+            failed: list[tuple[OutboxMessage, str]] = []
+            for row in rows:
                 try:
                     message = OutgoingMessage(
-                        event_type=event.type,
-                        payload=envelope_bytes(event),
-                        msg_id=str(event.event_id),
+                        message_type=row.type,
+                        payload=envelope_bytes(row),
+                        msg_id=str(row.message_id),
                     )
                 except Exception as exc:
-                    logger.exception("outbox relay: event %s cannot be encoded", event.event_id)
-                    failed.append((event, f"{type(exc).__name__}: {exc}"))
+                    logger.exception("outbox relay: message %s cannot be encoded", row.message_id)
+                    failed.append((row, f"{type(exc).__name__}: {exc}"))
                     continue
-                outgoing.append((event, message))
+                outgoing.append((row, message))
             # Pipelined: the batch is written in order and its acknowledgements awaited
-            # together, so a broker outage costs one timeout per batch, not one per event.
+            # together, so a broker outage costs one timeout per batch, not one per message.
             results = (
                 self.bus.publish_many(
                     [message for _, message in outgoing], timeout=self.options.publish_timeout
@@ -125,30 +125,30 @@ class OutboxRelay(Worker):
                 else []
             )
             sent_ids = [
-                event.pk
-                for (event, _), result in zip(outgoing, results, strict=True)
+                row.pk
+                for (row, _), result in zip(outgoing, results, strict=True)
                 if not isinstance(result, BusUnavailableError)
             ]
             refused = [
-                (event, result)
-                for (event, _), result in zip(outgoing, results, strict=True)
+                (row, result)
+                for (row, _), result in zip(outgoing, results, strict=True)
                 if isinstance(result, BusUnavailableError)
             ]
             if sent_ids:
-                OutboxEvent.objects.filter(pk__in=sent_ids).update(
+                OutboxMessage.objects.filter(pk__in=sent_ids).update(
                     sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
                 )
             outage = bool(refused) and not sent_ids and not self._broker_answers()
             if outage:
-                # Not the events' fault: they keep their turn, the loop backs off.
-                for event, refusal in refused:
-                    OutboxEvent.objects.filter(pk=event.pk).update(
+                # Not the messages' fault: they keep their turn, the loop backs off.
+                for row, refusal in refused:
+                    OutboxMessage.objects.filter(pk=row.pk).update(
                         attempts=F("attempts") + 1, last_error=str(refusal)[:2000]
                     )
             else:
-                failed += [(event, str(refusal)) for event, refusal in refused]
-            for event, error in failed:
-                self._event_failed(event, error, now=now)
+                failed += [(row, str(refusal)) for row, refusal in refused]
+            for row, error in failed:
+                self._message_failed(row, error, now=now)
         self.published_total += len(sent_ids)
         if outage:
             raise refused[0][1]
@@ -163,14 +163,14 @@ class OutboxRelay(Worker):
             return False
         return True
 
-    def _event_failed(self, event: OutboxEvent, error: str, *, now: datetime) -> None:
-        attempts = event.attempts + 1
+    def _message_failed(self, row: OutboxMessage, error: str, *, now: datetime) -> None:
+        attempts = row.attempts + 1
         error = error.replace("\x00", "\\x00")[:2000]
         if attempts >= self.options.max_attempts:
             logger.error(
-                "outbox relay: event %s (%s) given up after %d attempts: %s",
-                event.event_id,
-                event.type,
+                "outbox relay: message %s (%s) given up after %d attempts: %s",
+                row.message_id,
+                row.type,
                 attempts,
                 error,
             )
@@ -180,15 +180,15 @@ class OutboxRelay(Worker):
                 attempts, initial=self.options.retry_initial, maximum=self.options.retry_max
             )
             logger.warning(
-                "outbox relay: event %s (%s) failed (attempt %d), retry in %.1fs: %s",
-                event.event_id,
-                event.type,
+                "outbox relay: message %s (%s) failed (attempt %d), retry in %.1fs: %s",
+                row.message_id,
+                row.type,
                 attempts,
                 delay,
                 error,
             )
             changes = {"next_attempt_at": now + timedelta(seconds=delay)}
-        OutboxEvent.objects.filter(pk=event.pk).update(
+        OutboxMessage.objects.filter(pk=row.pk).update(
             attempts=attempts, last_error=error, **changes
         )
 
@@ -223,7 +223,7 @@ class OutboxRelay(Worker):
 
     def stopped(self) -> None:
         self._close_listen()
-        logger.info("outbox relay stopped; published %d events", self.published_total)
+        logger.info("outbox relay stopped; published %d messages", self.published_total)
 
     def wait_for_work(self, stop: threading.Event, timeout: float) -> bool:
         """Whether a NOTIFY came within `timeout`. After one it lingers, so that what commits
@@ -270,7 +270,7 @@ class OutboxRelay(Worker):
             self._listen = None
 
     def _log_lag(self, *, force: bool = False) -> None:
-        """Every `lag_log_interval` while events wait, once when the backlog is cleared."""
+        """Every `lag_log_interval` while messages wait, once when the backlog is cleared."""
         now = time.monotonic()
         if not force and now - self._last_lag_log < self.options.lag_log_interval:
             return

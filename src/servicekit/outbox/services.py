@@ -8,12 +8,12 @@ from django.db import connection
 from django.utils import timezone
 
 from servicekit.messages import Envelope, Message, message_to_builtins
-from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.models import OutboxMessage
 
 NOTIFY_CHANNEL = "outbox"
 
 
-def outbox_emit(message: Message, *, producer: str | None = None) -> OutboxEvent:
+def outbox_emit(message: Message, *, producer: str | None = None) -> OutboxMessage:
     """Record a domain message in the caller's transaction.
 
     Must run inside `transaction.atomic()` together with the change it describes: the message
@@ -23,7 +23,7 @@ def outbox_emit(message: Message, *, producer: str | None = None) -> OutboxEvent
     """
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_emit must run inside the transaction of the change")
-    event = OutboxEvent.objects.create(
+    row = OutboxMessage.objects.create(
         type=message.TYPE,
         producer=producer or settings.SERVICE_NAME,
         version=message.VERSION,
@@ -32,12 +32,12 @@ def outbox_emit(message: Message, *, producer: str | None = None) -> OutboxEvent
     )
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
-    return event
+    return row
 
 
 def outbox_emit_many(
     messages: Sequence[Message], *, producer: str | None = None
-) -> list[OutboxEvent]:
+) -> list[OutboxMessage]:
     """`outbox_emit` for many messages at once: one INSERT and one NOTIFY (a cancelation or
     an expiry round writes the messages of all its bookings this way)."""
     if not connection.in_atomic_block:
@@ -45,9 +45,9 @@ def outbox_emit_many(
     if not messages:
         return []
     now = timezone.now()
-    rows = OutboxEvent.objects.bulk_create(
+    rows = OutboxMessage.objects.bulk_create(
         [
-            OutboxEvent(
+            OutboxMessage(
                 type=message.TYPE,
                 producer=producer or settings.SERVICE_NAME,
                 version=message.VERSION,
@@ -62,13 +62,13 @@ def outbox_emit_many(
     return rows
 
 
-def outbox_envelope(event: OutboxEvent) -> Envelope[dict[str, Any]]:
+def outbox_envelope(row: OutboxMessage) -> Envelope[dict[str, Any]]:
     """The envelope of a stored row: its `data` is the model's encoding, published as is."""
     return Envelope(
-        id=event.event_id,
-        type=event.type,
-        occurred_at=event.occurred_at,
-        producer=event.producer,
-        version=event.version,
-        data=event.data,
+        id=row.message_id,
+        type=row.type,
+        occurred_at=row.occurred_at,
+        producer=row.producer,
+        version=row.version,
+        data=row.data,
     )

@@ -47,8 +47,8 @@ def test_stream_is_created_on_disk_with_a_long_duplicate_window() -> None:
         assert info.config.duplicate_window >= 10 * 60
         assert info.config.duplicate_window == DUPLICATE_WINDOW_SECONDS
         assert info.config.subjects == [f"test{suffix}.>"]
-        first = bus.publish(event_type="user.updated", payload=b"{}", msg_id="same-id")
-        second = bus.publish(event_type="user.updated", payload=b"{}", msg_id="same-id")
+        first = bus.publish(message_type="user.updated", payload=b"{}", msg_id="same-id")
+        second = bus.publish(message_type="user.updated", payload=b"{}", msg_id="same-id")
         assert not first.duplicate
         assert second.duplicate
         assert second.seq == first.seq

@@ -20,7 +20,7 @@ from devstack.nats import EmbeddedNats
 from servicekit.bus import BusConfig, SyncBus, bus_config
 from servicekit.messages import UserUpdated
 from servicekit.outbox.health import check_outbox_lag
-from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.models import OutboxMessage
 from servicekit.outbox.relay import OutboxRelay, RelayOptions
 from servicekit.outbox.services import outbox_emit
 from servicekit.testing import current_database_url, wait_until
@@ -57,7 +57,7 @@ def bus(stream: BusConfig) -> Iterator[SyncBus]:
     client.close()
 
 
-def emit(count: int) -> list[OutboxEvent]:
+def emit(count: int) -> list[OutboxMessage]:
     with transaction.atomic():
         return [outbox_emit(_user_updated(name=f"user {n}")) for n in range(count)]
 
@@ -84,12 +84,12 @@ def stream_msg_ids(bus: SyncBus) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_publishes_with_the_event_id_and_marks_sent(bus: SyncBus) -> None:
-    events = emit(5)
+def test_publishes_with_the_message_id_and_marks_sent(bus: SyncBus) -> None:
+    rows = emit(5)
     relay = OutboxRelay(bus, RelayOptions(batch_size=2))
     assert relay.drain() == 5
-    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
-    assert stream_msg_ids(bus) == [str(event.event_id) for event in events]
+    assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
+    assert stream_msg_ids(bus) == [str(row.message_id) for row in rows]
     assert check_outbox_lag().data["unsent"] == 0
 
 
@@ -99,13 +99,13 @@ def test_publishing_again_is_dropped_by_the_broker(bus: SyncBus) -> None:
     relay = OutboxRelay(bus)
     relay.drain()
     # As if the relay died after the PubAck and before its commit.
-    OutboxEvent.objects.update(sent_at=None)
+    OutboxMessage.objects.update(sent_at=None)
     assert relay.drain() == 3
     assert stream_messages(bus) == 3
 
 
 @pytest.mark.django_db
-def test_bus_away_keeps_events_pending_with_the_error() -> None:
+def test_bus_away_keeps_messages_pending_with_the_error() -> None:
     from servicekit.testing import free_port
 
     nobody = _config(servers=(f"nats://127.0.0.1:{free_port()}",))
@@ -117,10 +117,10 @@ def test_bus_away_keeps_events_pending_with_the_error() -> None:
             relay.relay_batch()
     finally:
         client.close()
-    for event in OutboxEvent.objects.all():
-        assert event.sent_at is None
-        assert event.attempts == 1
-        assert event.last_error
+    for row in OutboxMessage.objects.all():
+        assert row.sent_at is None
+        assert row.attempts == 1
+        assert row.last_error
     assert check_outbox_lag().data["unsent"] == 2
 
 
@@ -137,7 +137,7 @@ def _in_thread(target: Callable[[], Any]) -> threading.Thread:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_several_relays_at_once_publish_each_event_once(bus: SyncBus) -> None:
+def test_several_relays_at_once_publish_each_message_once(bus: SyncBus) -> None:
     emit(300)
     relays = [OutboxRelay(bus, RelayOptions(batch_size=10)) for _ in range(3)]
     threads = [_in_thread(relay.drain) for relay in relays]
@@ -145,7 +145,7 @@ def test_several_relays_at_once_publish_each_event_once(bus: SyncBus) -> None:
         thread.join(60)
     assert sum(relay.published_total for relay in relays) == 300
     assert stream_messages(bus) == 300
-    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -163,11 +163,11 @@ def test_listen_wakes_the_relay_without_waiting_for_the_poll(bus: SyncBus) -> No
         stop.set()
         thread.join(10)
     assert not thread.is_alive(), "the relay did not stop promptly"
-    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_committed_while_it_lingers_go_out_in_one_batch(bus: SyncBus) -> None:
+def test_messages_committed_while_it_lingers_go_out_in_one_batch(bus: SyncBus) -> None:
     relay = OutboxRelay(bus, RelayOptions(poll_interval=60, linger=1.0))
     batches: list[int] = []
     relay_batch = relay.relay_batch
@@ -195,7 +195,7 @@ def test_events_committed_while_it_lingers_go_out_in_one_batch(bus: SyncBus) -> 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_broker_outage_outbox_grows_then_everything_is_delivered(tmp_path: Path) -> None:
-    """NATS stopped while events are written -> outbox grows -> NATS back -> all delivered."""
+    """NATS stopped while messages are written -> outbox grows -> NATS back -> all delivered."""
     nats = EmbeddedNats(tmp_path / "nats").start()
     config = _config(servers=(nats.url,))
     env = dict(os.environ)
@@ -249,7 +249,8 @@ def test_broker_outage_outbox_grows_then_everything_is_delivered(tmp_path: Path)
         ids = stream_msg_ids(bus)
         assert len(ids) == 30
         assert sorted(ids) == sorted(
-            str(e) for e in OutboxEvent.objects.values_list("event_id", flat=True)
+            str(message_id)
+            for message_id in OutboxMessage.objects.values_list("message_id", flat=True)
         )
         assert "bus unavailable" in (tmp_path / "relay.log").read_text()
     finally:
@@ -260,14 +261,14 @@ def test_broker_outage_outbox_grows_then_everything_is_delivered(tmp_path: Path)
         nats.stop()
 
 
-def _too_large() -> OutboxEvent:
-    """An event the broker refuses while it takes every other: over its 1 MB payload limit."""
+def _too_large() -> OutboxMessage:
+    """A message the broker refuses while it takes every other: over its 1 MB payload limit."""
     with transaction.atomic():
         return outbox_emit(_user_updated(name="x" * 2_000_000))
 
 
 @pytest.mark.django_db
-def test_an_event_the_broker_refuses_fails_alone_then_is_given_up(bus: SyncBus) -> None:
+def test_a_message_the_broker_refuses_fails_alone_then_is_given_up(bus: SyncBus) -> None:
     before = emit(1)
     refused = _too_large()
     after = emit(2)
@@ -275,7 +276,7 @@ def test_an_event_the_broker_refuses_fails_alone_then_is_given_up(bus: SyncBus) 
         bus, RelayOptions(batch_size=10, max_attempts=2, retry_initial=1.0, retry_max=1.0)
     )
     assert relay.relay_batch() == 3  # no outage raised: the broker took the others
-    assert stream_msg_ids(bus) == [str(event.event_id) for event in [*before, *after]]
+    assert stream_msg_ids(bus) == [str(row.message_id) for row in [*before, *after]]
     refused.refresh_from_db()
     assert refused.sent_at is None
     assert refused.failed_at is None
@@ -293,13 +294,13 @@ def test_an_event_the_broker_refuses_fails_alone_then_is_given_up(bus: SyncBus) 
     assert "MaxPayload" in refused.last_error
     time.sleep(1.1)
     assert relay.relay_batch() == 0
-    assert stream_msg_ids(bus)[-1] == str(later[0].event_id)
+    assert stream_msg_ids(bus)[-1] == str(later[0].message_id)
     lag = check_outbox_lag().data
     assert (lag["unsent"], lag["failed"]) == (0, 1)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_refused_event_does_not_slow_the_relay_loop(bus: SyncBus) -> None:
+def test_a_refused_message_does_not_slow_the_relay_loop(bus: SyncBus) -> None:
     _too_large()
     # Were the refusal taken for an outage, the loop would back off 5 s after every batch.
     relay = OutboxRelay(bus, RelayOptions(poll_interval=0.2, backoff_initial=5, retry_initial=60))
@@ -317,7 +318,7 @@ def test_a_refused_event_does_not_slow_the_relay_loop(bus: SyncBus) -> None:
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
-    assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 1
+    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -329,10 +330,10 @@ def test_a_batch_that_cannot_be_encoded_does_not_stop_the_relay(
     [poison] = emit(1)
     real_envelope_bytes = relay_module.envelope_bytes
 
-    def envelope_bytes(event: OutboxEvent) -> bytes:
-        if event.pk == poison.pk:
+    def envelope_bytes(row: OutboxMessage) -> bytes:
+        if row.pk == poison.pk:
             raise TypeError("Object of type Decimal is not JSON serializable")
-        return real_envelope_bytes(event)
+        return real_envelope_bytes(row)
 
     monkeypatch.setattr(relay_module, "envelope_bytes", envelope_bytes)
     relay = OutboxRelay(bus, RelayOptions(poll_interval=0.2, retry_initial=60))

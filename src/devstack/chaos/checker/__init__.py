@@ -47,12 +47,12 @@ One effect per key (`Idempotency-Key`, recorded with the change it stands for)
 Messages (facts from the database state: a confirmed booking, a booking canceled by its
 user or an admin, an expired hold, an event canceled under a booking, a payment succeeded,
 failed or refunded, a registered user). For each fact of the run's users:
-- exactly one outbox event about it (`payment.succeeded` per booking: one if it was ever
+- exactly one outbox message about it (`payment.succeeded` per booking: one if it was ever
   confirmed, else none);
 - exactly one notification to its user;
 - exactly one email, counted by distinct `Message-ID` (a copy resent under the same id is
   allowed: mail is at least once), addressed to the user's address;
-- for each event about the run organizers' events, one webhook delivery per matching
+- for each message about the run organizers' events, one webhook delivery per matching
   active endpoint, `succeeded`, and at least one request in the webhook log with its
   `Turnstile-Delivery-Id` and `Turnstile-Event-Id`.
 

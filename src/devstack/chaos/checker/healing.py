@@ -70,15 +70,15 @@ def unhealed(topology: Topology, run: Run) -> list[str]:
         ),
         (
             urls["users"],
-            "SELECT count(*) AS n FROM outbox_outboxevent WHERE sent_at IS NULL",
+            "SELECT count(*) AS n FROM outbox_messages WHERE sent_at IS NULL",
             [],
-            "unsent users outbox events",
+            "unsent users outbox messages",
         ),
         (
             urls["booking"],
-            "SELECT count(*) AS n FROM outbox_outboxevent WHERE sent_at IS NULL",
+            "SELECT count(*) AS n FROM outbox_messages WHERE sent_at IS NULL",
             [],
-            "unsent booking outbox events",
+            "unsent booking outbox messages",
         ),
     ]
     waiting = []

@@ -96,14 +96,14 @@ def _fact_name(fact: Fact) -> str:
 def facts_told_once(case: Case) -> None:
     run_users = set(case.run.users)
     told: Counter[Fact] = Counter()
-    for event in case.world.outbox:
-        data = event["data"] or {}
-        if event["type"] == "event.canceled":
+    for message in case.world.outbox:
+        data = message["data"] or {}
+        if message["type"] == "event.canceled":
             for user in {str(u) for u in data.get("affected_user_ids") or []}:
                 if user in run_users:
-                    told[fact_of(event["type"], data, user)] += 1
+                    told[fact_of(message["type"], data, user)] += 1
         elif str(data.get("user_id")) in run_users:
-            told[fact_of(event["type"], data, str(data.get("user_id")))] += 1
+            told[fact_of(message["type"], data, str(data.get("user_id")))] += 1
     interesting = {"user.registered", "event.canceled", "booking.confirmed"}
     interesting |= {"booking.canceled", "booking.expired"}
     interesting |= {"payment.succeeded", "payment.failed", "payment.refunded"}
@@ -113,7 +113,7 @@ def facts_told_once(case: Case) -> None:
         booking = case.bookings.get(int(fact[2] or 0))
         if booking is not None and booking["cancel_reason"] == "event_canceled":
             del outbox_told[fact]
-    _compare(case, "outbox events", outbox_told)
+    _compare(case, "outbox messages", outbox_told)
 
     notified: Counter[Fact] = Counter()
     by_id: dict[int, dict[str, Any]] = {}
@@ -150,30 +150,30 @@ def facts_told_once(case: Case) -> None:
 
 def webhooks(case: Case) -> None:
     endpoints = [e for e in case.world.endpoints if e["is_active"]]
-    deliveries = {(str(d["event_id"]), int(d["endpoint_id"])): d for d in case.world.deliveries}
+    deliveries = {(str(d["message_id"]), int(d["endpoint_id"])): d for d in case.world.deliveries}
     logged: set[tuple[str, str]] = set()
     for line in case.world.webhook_log:
         headers = line.get("headers") or {}
         logged.add(
             (str(headers.get("turnstile-event-id")), str(headers.get("turnstile-delivery-id")))
         )
-    for event in case.world.outbox:
-        data = event["data"] or {}
-        if event["type"] not in WEBHOOK_TYPES:
+    for message in case.world.outbox:
+        data = message["data"] or {}
+        if message["type"] not in WEBHOOK_TYPES:
             continue
         organizer = str(data.get("organizer_id"))
         for endpoint in endpoints:
             wanted = endpoint["event_types"] or []
-            if endpoint["organizer_id"] != organizer or (wanted and event["type"] not in wanted):
+            if endpoint["organizer_id"] != organizer or (wanted and message["type"] not in wanted):
                 continue
-            event_id = str(event["event_id"])
-            delivery = deliveries.get((event_id, int(endpoint["id"])))
-            what = f"{event['type']} {event_id} for webhook endpoint {endpoint['id']}"
+            message_id = str(message["message_id"])
+            delivery = deliveries.get((message_id, int(endpoint["id"])))
+            what = f"{message['type']} {message_id} for webhook endpoint {endpoint['id']}"
             if delivery is None:
                 case.say(f"{what} has no delivery")
             elif delivery["status"] != "succeeded":
                 case.say(f"{what}: delivery {delivery['id']} is {delivery['status']}")
-            elif (event_id, str(delivery["id"])) not in logged:
+            elif (message_id, str(delivery["id"])) not in logged:
                 case.say(f"{what}: delivery {delivery['id']} never reached the receiver")
 
 

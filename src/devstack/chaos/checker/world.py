@@ -97,17 +97,17 @@ class World:
             ),
             outbox=query(
                 booking,
-                "SELECT event_id, type, data, sent_at FROM outbox_outboxevent ORDER BY id",
+                "SELECT message_id, type, data, sent_at FROM outbox_messages ORDER BY id",
             )
             + query(
                 topology.database_urls["users"],
-                "SELECT event_id, type, data, sent_at FROM outbox_outboxevent"
+                "SELECT message_id, type, data, sent_at FROM outbox_messages"
                 " WHERE data->>'user_id' = ANY(%s) ORDER BY id",
                 [users],
             ),
             notifications=query(
                 notifications,
-                "SELECT n.id, n.user_id, n.kind, n.data, n.source_event_id,"
+                "SELECT n.id, n.user_id, n.kind, n.data, n.source_message_id,"
                 " e.status AS email_status, e.to_email"
                 " FROM notifications_notification n"
                 " LEFT JOIN notifications_emaildelivery e ON e.notification_id = n.id"
@@ -121,7 +121,7 @@ class World:
             ),
             deliveries=query(
                 notifications,
-                "SELECT d.id, d.endpoint_id, d.event_id, d.event_type, d.status"
+                "SELECT d.id, d.endpoint_id, d.message_id, d.message_type, d.status"
                 " FROM webhooks_webhookdelivery d JOIN webhooks_webhookendpoint w"
                 " ON w.id = d.endpoint_id WHERE w.organizer_id = ANY(%s)",
                 [organizers],

@@ -10,7 +10,7 @@ import pytest
 
 from notifications_service.contacts.models import Contact
 from notifications_service.inbox.consumer import ConsumerOptions, ConsumerSpec, ConsumerWorker
-from notifications_service.inbox.models import DeadLetter, ProcessedEvent
+from notifications_service.inbox.models import DeadLetter, ProcessedMessage
 from notifications_service.inbox.registry import consumer_specs
 from notifications_service.notifications.models import Notification
 from notifications_service.testing import envelope, publish
@@ -47,7 +47,7 @@ def _confirmed(user_id: str, booking_id: int = 1) -> dict[str, Any]:
     )
 
 
-def test_events_become_notifications_and_contacts(bus: SyncBus) -> None:
+def test_messages_become_notifications_and_contacts(bus: SyncBus) -> None:
     user_id = str(uuid.uuid4())
     publish(
         bus,
@@ -71,7 +71,7 @@ def test_events_become_notifications_and_contacts(bus: SyncBus) -> None:
     assert info.num_pending == 0
 
 
-def test_the_same_event_published_twice_makes_one_notification(bus: SyncBus) -> None:
+def test_the_same_message_published_twice_makes_one_notification(bus: SyncBus) -> None:
     user_id = str(uuid.uuid4())
     document = _confirmed(user_id)
     publish(bus, document)
@@ -102,7 +102,7 @@ def test_a_user_update_never_goes_back_in_time(bus: SyncBus) -> None:
 
 
 def test_not_an_envelope_is_dead_lettered_at_once(bus: SyncBus) -> None:
-    bus.publish(event_type="booking.confirmed", payload=b"{not json", msg_id="garbage-1")
+    bus.publish(message_type="booking.confirmed", payload=b"{not json", msg_id="garbage-1")
     worker = ConsumerWorker(bus, _spec("notifications"), FAST)
     worker.run_once()
     letter = DeadLetter.objects.get()
@@ -116,7 +116,7 @@ def test_not_an_envelope_is_dead_lettered_at_once(bus: SyncBus) -> None:
 def test_an_envelope_with_a_bad_version_is_dead_lettered(bus: SyncBus, version: Any) -> None:
     document = {**_confirmed(str(uuid.uuid4())), "version": version}
     bus.publish(
-        event_type="booking.confirmed", payload=json.dumps(document).encode(), msg_id="bad-v"
+        message_type="booking.confirmed", payload=json.dumps(document).encode(), msg_id="bad-v"
     )
     worker = ConsumerWorker(bus, _spec("notifications"), FAST)
     worker.run_once()
@@ -127,8 +127,8 @@ def test_an_envelope_with_a_bad_version_is_dead_lettered(bus: SyncBus, version: 
 def test_a_failing_handler_is_retried_then_dead_lettered_with_its_error(bus: SyncBus) -> None:
     calls: list[str] = []
 
-    def explode(event: Envelope) -> None:
-        calls.append(event.type)
+    def explode(incoming: Envelope) -> None:
+        calls.append(incoming.type)
         raise RuntimeError("template exploded")
 
     spec = ConsumerSpec(name="explosive", durable="tests-explosive", types=(">",), handler=explode)
@@ -138,12 +138,12 @@ def test_a_failing_handler_is_retried_then_dead_lettered_with_its_error(bus: Syn
     assert wait_until(lambda: bool(worker.run_once() or True) and worker.dead_lettered == 1, 10)
     assert calls == ["booking.confirmed"] * FAST.max_deliver
     letter = DeadLetter.objects.get(consumer="explosive")
-    assert letter.event_id == good["id"]
+    assert letter.message_id == good["id"]
     assert letter.deliveries == FAST.max_deliver
     assert "template exploded" in letter.error
     assert json.loads(letter.payload)["id"] == good["id"]
     # Nothing of the failed attempts stayed behind.
-    assert not ProcessedEvent.objects.filter(consumer="explosive").exists()
+    assert not ProcessedMessage.objects.filter(consumer="explosive").exists()
     # The message is finished: not redelivered.
     assert worker.subscription().fetch(1, 0.5) == []
 
@@ -153,10 +153,10 @@ def test_a_message_its_handler_cannot_read_fails_alone_while_the_next_is_handled
 ) -> None:
     handled: list[uuid.UUID] = []
 
-    def handle(event: Envelope) -> None:
-        if isinstance(event.data, BookingConfirmed) and event.data.booking_id == 1:
+    def handle(incoming: Envelope) -> None:
+        if isinstance(incoming.data, BookingConfirmed) and incoming.data.booking_id == 1:
             raise KeyError("tickets_booked")
-        handled.append(event.id)
+        handled.append(incoming.id)
 
     spec = ConsumerSpec(name="picky", durable="tests-picky", types=(">",), handler=handle)
     bad = _confirmed(str(uuid.uuid4()), booking_id=1)
@@ -169,11 +169,11 @@ def test_a_message_its_handler_cannot_read_fails_alone_while_the_next_is_handled
     assert handled == [uuid.UUID(good["id"])]
     assert not DeadLetter.objects.exists()
     assert list(
-        ProcessedEvent.objects.filter(consumer="picky").values_list("event_id", flat=True)
+        ProcessedMessage.objects.filter(consumer="picky").values_list("message_id", flat=True)
     ) == [uuid.UUID(good["id"])]
     assert wait_until(lambda: bool(worker.run_once() or True) and worker.dead_lettered == 1, 10)
     letter = DeadLetter.objects.get(consumer="picky")
-    assert letter.event_id == bad["id"]
+    assert letter.message_id == bad["id"]
     assert letter.deliveries == FAST.max_deliver
     assert "KeyError: 'tickets_booked'" in letter.error
     assert handled == [uuid.UUID(good["id"])]
@@ -184,7 +184,7 @@ def test_a_message_with_a_nul_byte_is_dead_lettered_and_the_next_is_handled(
     bus: SyncBus,
 ) -> None:
     user_id = str(uuid.uuid4())
-    bus.publish(event_type="booking.confirmed", payload=b"\x00not json", msg_id="nul-1")
+    bus.publish(message_type="booking.confirmed", payload=b"\x00not json", msg_id="nul-1")
     publish(bus, _confirmed(user_id))
     worker = ConsumerWorker(bus, _spec("notifications"), FAST)
     worker.run_once()
@@ -204,10 +204,10 @@ def test_data_that_does_not_match_its_model_is_dead_lettered_at_once(bus: SyncBu
     publish(bus, _confirmed(user_id))
     worker = ConsumerWorker(bus, _spec("notifications"), FAST)
     worker.run_once()
-    letters = {letter.event_id: letter for letter in DeadLetter.objects.all()}
+    letters = {letter.message_id: letter for letter in DeadLetter.objects.all()}
     assert set(letters) == {wrong["id"], missing["id"]}
     assert all(letter.deliveries == 1 for letter in letters.values())
-    assert all(letter.event_type == "booking.confirmed" for letter in letters.values())
+    assert all(letter.message_type == "booking.confirmed" for letter in letters.values())
     assert "does not match its model" in letters[wrong["id"]].error
     assert "booking_id" in letters[wrong["id"]].error
     assert "organizer_id" in letters[missing["id"]].error

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 
-from notifications_service.inbox.models import DeadLetter, ProcessedEvent
+from notifications_service.inbox.models import DeadLetter, ProcessedMessage
 from notifications_service.inbox.services import dead_letter_record
 from notifications_service.notifications.models import Notification
 from notifications_service.testing import envelope
@@ -23,8 +23,8 @@ def _letter(document: dict, consumer: str = "notifications") -> DeadLetter:
         error="Traceback ...\nKeyError: 'user_id'",
         deliveries=5,
         stream_sequence=12,
-        event_id=str(document.get("id", "")),
-        event_type=str(document.get("type", "")),
+        message_id=str(document.get("id", "")),
+        message_type=str(document.get("type", "")),
     )
 
 
@@ -43,8 +43,8 @@ def test_retry_after_the_fix_makes_the_notification_once() -> None:
     call_command("dead_letters", "--retry", str(letter.pk))
     assert not DeadLetter.objects.exists()
     assert Notification.objects.filter(user_id=user_id).count() == 1
-    assert ProcessedEvent.objects.filter(event_id=fixed["id"]).count() == 1
-    # A second copy of the same event is skipped, not doubled.
+    assert ProcessedMessage.objects.filter(message_id=fixed["id"]).count() == 1
+    # A second copy of the same message is skipped, not doubled.
     call_command("dead_letters", "--retry-all")
     _letter(fixed)
     call_command("dead_letters", "--retry-all")
@@ -68,12 +68,12 @@ def test_prune_keeps_recent_processed_ids() -> None:
     from django.utils import timezone
 
     old, recent = uuid.uuid4(), uuid.uuid4()
-    for event_id in (old, recent):
-        ProcessedEvent.objects.create(consumer="c", event_id=event_id, event_type="t")
-    ProcessedEvent.objects.filter(event_id=old).update(
+    for message_id in (old, recent):
+        ProcessedMessage.objects.create(consumer="c", message_id=message_id, message_type="t")
+    ProcessedMessage.objects.filter(message_id=old).update(
         processed_at=timezone.now() - timedelta(days=40)
     )
-    call_command("prune_processed_events")
-    assert list(ProcessedEvent.objects.values_list("event_id", flat=True)) == [recent]
+    call_command("prune_processed_messages")
+    assert list(ProcessedMessage.objects.values_list("message_id", flat=True)) == [recent]
     with pytest.raises(CommandError):
-        call_command("prune_processed_events", "--days", "7")
+        call_command("prune_processed_messages", "--days", "7")

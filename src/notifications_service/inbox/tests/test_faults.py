@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from devstack.nats import EmbeddedNats
-from notifications_service.inbox.models import ProcessedEvent
+from notifications_service.inbox.models import ProcessedMessage
 from notifications_service.notifications.models import EmailDelivery, Notification
 from notifications_service.testing import (
     database_url_for,
@@ -82,8 +82,8 @@ def test_consumer_killed_mid_stream_makes_every_notification_exactly_once(
     finally:
         stop_process(consumer)
     assert Notification.objects.count() == total
-    assert Notification.objects.values("source_event_id").distinct().count() == total
-    assert ProcessedEvent.objects.filter(consumer="notifications").count() == total
+    assert Notification.objects.values("source_message_id").distinct().count() == total
+    assert ProcessedMessage.objects.filter(consumer="notifications").count() == total
     assert EmailDelivery.objects.count() == total
 
 
@@ -106,7 +106,7 @@ def test_two_consumer_processes_share_the_stream_without_doubling(
         for consumer in consumers:
             stop_process(consumer)
     assert Notification.objects.count() == total
-    assert Notification.objects.values("source_event_id").distinct().count() == total
+    assert Notification.objects.values("source_message_id").distinct().count() == total
     handled = [
         int(line.split("stopped: ")[1].split(" handled")[0])
         for log in logs
@@ -160,7 +160,7 @@ def test_database_connections_killed_under_the_consumer_lose_nothing(
         stop_process(consumer)
     assert killed >= 3
     assert Notification.objects.count() == total
-    assert Notification.objects.values("source_event_id").distinct().count() == total
+    assert Notification.objects.values("source_message_id").distinct().count() == total
     assert "database error" in _log(log) or "consumer notifications:" in _log(log)
 
 
@@ -188,12 +188,12 @@ def _write_outbox(database_url: str, count: int) -> list[str]:
     """As the booking service does: outbox rows committed with the change, then NOTIFY."""
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with psycopg.connect(database_url) as conn:
-        for n, event_id in enumerate(ids):
+        for n, message_id in enumerate(ids):
             conn.execute(
-                "INSERT INTO outbox_outboxevent"
-                " (event_id, type, producer, version, occurred_at, data, attempts, last_error)"
+                "INSERT INTO outbox_messages"
+                " (message_id, type, producer, version, occurred_at, data, attempts, last_error)"
                 " VALUES (%s, 'booking.confirmed', 'booking', 1, %s, %s, 0, '')",
-                [event_id, datetime.now(UTC), json.dumps(_confirmed_data(n))],
+                [message_id, datetime.now(UTC), json.dumps(_confirmed_data(n))],
             )
         conn.execute("SELECT pg_notify('outbox', '')")
     return ids
@@ -201,14 +201,12 @@ def _write_outbox(database_url: str, count: int) -> list[str]:
 
 def _unsent(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM outbox_outboxevent WHERE sent_at IS NULL"
-        ).fetchone()
+        row = conn.execute("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL").fetchone()
     assert row is not None
     return int(row[0])
 
 
-def test_broker_stopped_while_events_are_written_delivers_everything_once(
+def test_broker_stopped_while_messages_are_written_delivers_everything_once(
     producer_database: str, tmp_path: Path
 ) -> None:
     nats = EmbeddedNats(tmp_path / "nats").start()
@@ -260,7 +258,7 @@ def test_broker_stopped_while_events_are_written_delivers_everything_once(
         nats.stop()
     assert Notification.objects.count() == 30
     assert sorted(
-        str(n) for n in Notification.objects.values_list("source_event_id", flat=True)
+        str(n) for n in Notification.objects.values_list("source_message_id", flat=True)
     ) == sorted(written)
 
 
@@ -269,7 +267,7 @@ def test_the_consumer_process_dead_letters_bad_messages_and_handles_the_rest(
 ) -> None:
     from notifications_service.inbox.models import DeadLetter
 
-    bus.publish(event_type="booking.confirmed", payload=b"\x00not json", msg_id="nul")
+    bus.publish(message_type="booking.confirmed", payload=b"\x00not json", msg_id="nul")
     unreadable = envelope("booking.confirmed", {"booking_id": 1})  # no user_id: poison
     publish(bus, unreadable)
     total = 20
@@ -293,7 +291,7 @@ def test_the_consumer_process_dead_letters_bad_messages_and_handles_the_rest(
         assert consumer.poll() is None, _log(log)
     finally:
         stop_process(consumer)
-    letters = {letter.event_id: letter for letter in DeadLetter.objects.all()}
+    letters = {letter.message_id: letter for letter in DeadLetter.objects.all()}
     # Data that does not match its model is poison: dead-lettered at its first delivery.
     assert letters[unreadable["id"]].deliveries == 1
     assert "missing required field `user_id`" in letters[unreadable["id"]].error

@@ -117,6 +117,7 @@ def test_a_retried_send_with_the_same_event_id_sends_once(service: Caller) -> No
     assert first.status_code == 201
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
+    assert first.json()["source_event_id"] == payload["event_id"]
     assert EmailDelivery.objects.count() == 1
 
 

@@ -71,7 +71,7 @@ def _consume(document: dict[str, Any]) -> None:
     handle_envelope(spec, parse_envelope(json.dumps(document).encode()))
 
 
-def test_failing_twice_then_succeeding_gets_the_event_signed(receiver: Receiver) -> None:
+def test_failing_twice_then_succeeding_gets_the_message_signed(receiver: Receiver) -> None:
     organizer_id = str(uuid.uuid4())
     endpoint = webhook_endpoint_create(
         organizer_id=organizer_id, url=receiver.url, event_types=["booking.confirmed"]
@@ -141,15 +141,15 @@ def test_deliveries_log_is_visible_to_the_organizer(receiver: Receiver, new_call
     endpoint = webhook_endpoint_create(
         organizer_id=organizer.user_id, url=receiver.url, event_types=[]
     )
-    _consume(
-        envelope(
-            "event.canceled",
-            example_data("event.canceled", organizer_id=organizer.user_id, name="Gig"),
-        )
+    document = envelope(
+        "event.canceled",
+        example_data("event.canceled", organizer_id=organizer.user_id, name="Gig"),
     )
+    _consume(document)
     assert wait_until(lambda: webhook_deliveries_dispatch().sent == 1 or False, 10, interval=0.05)
     response = APIClient().get(f"/api/webhooks/{endpoint.pk}/deliveries", **organizer.auth)
     [item] = response.json()["results"]
+    assert (item["event_id"], item["event_type"]) == (document["id"], "event.canceled")
     assert item["status"] == "succeeded"
     assert [entry["status_code"] for entry in item["log"]] == [500, 204]
 

@@ -144,8 +144,8 @@ def _deliveries_to(*urls: str) -> dict[str, WebhookDelivery]:
     document = envelope("booking.confirmed", {"organizer_id": organizer_id, "booking_id": 1})
     webhook_deliveries_enqueue(
         organizer_id=organizer_id,
-        event_id=uuid.UUID(document["id"]),
-        event_type=document["type"],
+        message_id=uuid.UUID(document["id"]),
+        message_type=document["type"],
         envelope=document,
     )
     return {d.endpoint.url: d for d in WebhookDelivery.objects.select_related("endpoint")}

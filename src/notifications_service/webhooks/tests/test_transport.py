@@ -143,8 +143,8 @@ def _delivery_to(url: str) -> WebhookDelivery:
     document = envelope("booking.confirmed", {"organizer_id": organizer_id, "booking_id": 1})
     webhook_deliveries_enqueue(
         organizer_id=organizer_id,
-        event_id=uuid.UUID(document["id"]),
-        event_type=document["type"],
+        message_id=uuid.UUID(document["id"]),
+        message_type=document["type"],
         envelope=document,
     )
     return WebhookDelivery.objects.get(endpoint__organizer_id=organizer_id)

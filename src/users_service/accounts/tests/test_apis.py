@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.models import OutboxMessage
 from users_service.accounts.models import Role, User
 from users_service.conftest import PASSWORD, login_client
 
@@ -40,8 +40,8 @@ class TestRegister:
         assert body["role"] == "customer"
         user = User.objects.get(pk=body["id"])
         assert user.password.startswith("argon2$argon2id$")
-        event = OutboxEvent.objects.get(type="user.registered")
-        assert event.data == {
+        message = OutboxMessage.objects.get(type="user.registered")
+        assert message.data == {
             "user_id": body["id"],
             "name": "Grace",
             "email": "grace@example.com",
@@ -108,7 +108,7 @@ class TestRegister:
     def test_bad_fields_are_400_and_change_nothing(self, api: APIClient, overrides: dict) -> None:
         assert_problem(register(api, **overrides), 400)
         assert not User.objects.exists()
-        assert not OutboxEvent.objects.exists()
+        assert not OutboxMessage.objects.exists()
 
     def test_missing_fields_are_listed(self, api: APIClient) -> None:
         body = assert_problem(api.post("/api/users/register", {}, format="json"), 400)
@@ -174,8 +174,8 @@ class TestUserDetail:
         response = customer_client.patch(url, {"name": "New Name"}, format="json")
         assert response.status_code == 200
         assert response.json()["name"] == "New Name"
-        event = OutboxEvent.objects.filter(type="user.updated").get()
-        assert event.data["name"] == "New Name"
+        message = OutboxMessage.objects.filter(type="user.updated").get()
+        assert message.data["name"] == "New Name"
 
     def test_another_users_profile_is_404(
         self, make_user: Callable[..., User], customer_client: APIClient
@@ -295,7 +295,7 @@ class TestUserDetail:
         response = admin_client.patch(url, {"role": "organizer"}, format="json")
         assert response.status_code == 200
         assert User.objects.get(pk=customer.pk).role == Role.ORGANIZER
-        assert OutboxEvent.objects.filter(type="user.updated").get().data["role"] == "organizer"
+        assert OutboxMessage.objects.filter(type="user.updated").get().data["role"] == "organizer"
 
     def test_last_admin_cannot_be_demoted(self, admin: User, admin_client: APIClient) -> None:
         response = admin_client.patch(f"/api/users/{admin.id}", {"role": "customer"}, format="json")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from django.core.management import CommandError, call_command
 
-from servicekit.outbox.models import OutboxEvent
+from servicekit.outbox.models import OutboxMessage
 from servicekit.testing import current_database_url
 from users_service.accounts.models import Role, User
 from users_service.conftest import PASSWORD
@@ -37,7 +37,7 @@ class TestCreateAdmin:
         assert user.role == Role.ADMIN
         assert user.check_password(ADMIN_PASSWORD)
         assert out.strip() == f"created a new admin {user.id} (ops@example.com)"
-        assert OutboxEvent.objects.filter(type="user.registered").count() == 1
+        assert OutboxMessage.objects.filter(type="user.registered").count() == 1
 
     def test_refuses_an_existing_email(self, make_user: Callable[..., User]) -> None:
         squatter = make_user(email="ops@example.com")

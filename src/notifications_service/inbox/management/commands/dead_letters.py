@@ -1,7 +1,7 @@
 """`python -m notifications_service dead_letters [--retry ID ... | --retry-all]`.
 
 Lists the messages consumers gave up on; after the cause is fixed, runs them through their
-consumer's handler again (still once per event: an id already handled is skipped).
+consumer's handler again (still once per message: an id already handled is skipped).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from notifications_service.inbox.services import dead_letter_retry
 
 
 class Command(BaseCommand):
-    help = "List dead-lettered events, or retry them."
+    help = "List dead-lettered messages, or retry them."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--consumer", default=None)
@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 error = letter.error.strip().splitlines()[-1] if letter.error.strip() else ""
                 self.stdout.write(
                     f"{letter.pk}\t{letter.created_at:%Y-%m-%d %H:%M:%S}\t{letter.consumer}\t"
-                    f"{letter.event_type or letter.subject}\t{letter.event_id}\t"
+                    f"{letter.message_type or letter.subject}\t{letter.message_id}\t"
                     f"deliveries={letter.deliveries}\t{error}"
                 )
             return

@@ -1,5 +1,5 @@
 """`seed_demo --context '<json>'`: the stack's demo data step. The notifications service has
-no demo rows of its own (they come from the other services' events); it reports where the
+no demo rows of its own (they come from the other services' messages); it reports where the
 development mail goes, as the last line of its output."""
 
 from __future__ import annotations

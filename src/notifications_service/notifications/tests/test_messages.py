@@ -48,7 +48,7 @@ def booking(user_id: str, **extra: object) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("event_type", "title"),
+    ("message_type", "title"),
     [
         ("booking.confirmed", "Booking confirmed: Jazz night"),
         ("booking.canceled", "Booking canceled: Jazz night"),
@@ -58,16 +58,16 @@ def booking(user_id: str, **extra: object) -> dict:
         ("payment.refunded", "Refund issued: 40.00 EUR"),
     ],
 )
-def test_each_event_makes_one_notification_with_an_email(event_type: str, title: str) -> None:
+def test_each_message_makes_one_notification_with_an_email(message_type: str, title: str) -> None:
     user_id = str(uuid.uuid4())
     data = (
-        example_data(event_type, user_id=user_id, event_name="Jazz night", amount="40.00")
-        if event_type.startswith("payment.")
+        example_data(message_type, user_id=user_id, event_name="Jazz night", amount="40.00")
+        if message_type.startswith("payment.")
         else booking(user_id)
     )
-    assert _deliver(envelope(event_type, data))
+    assert _deliver(envelope(message_type, data))
     notification = Notification.objects.get(user_id=user_id)
-    assert notification.kind == event_type
+    assert notification.kind == message_type
     assert notification.title == title
     assert EmailDelivery.objects.filter(notification=notification, status="pending").count() == 1
 
@@ -87,7 +87,7 @@ def test_redelivery_changes_nothing() -> None:
     assert EmailDelivery.objects.filter(notification__user_id=user_id).count() == 1
 
 
-def test_welcome_notification_is_addressed_from_the_event() -> None:
+def test_welcome_notification_is_addressed_from_the_message() -> None:
     user_id = str(uuid.uuid4())
     _deliver(
         envelope(
@@ -125,7 +125,7 @@ def test_event_cancellation_tells_every_ticket_holder_once() -> None:
         assert "affected_user_ids" not in notifications[0].data
 
 
-def test_uninteresting_events_are_recorded_but_make_nothing() -> None:
+def test_uninteresting_messages_are_recorded_but_make_nothing() -> None:
     document = envelope("booking.created", booking(str(uuid.uuid4())))
     assert _deliver(document) is True
     assert not Notification.objects.exists()
@@ -143,6 +143,6 @@ def test_a_handler_error_rolls_back_the_claim(monkeypatch: pytest.MonkeyPatch) -
         _deliver(document)
     monkeypatch.undo()
     fixed = envelope(
-        "booking.confirmed", booking(str(uuid.uuid4())), event_id=uuid.UUID(document["id"])
+        "booking.confirmed", booking(str(uuid.uuid4())), message_id=uuid.UUID(document["id"])
     )
     assert _deliver(fixed) is True

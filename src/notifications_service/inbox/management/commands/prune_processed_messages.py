@@ -1,6 +1,6 @@
-"""`python -m notifications_service prune_processed_events [--days 35]`.
+"""`python -m notifications_service prune_processed_messages [--days 35]`.
 
-Processed event ids only need to outlive any possible redelivery: the stream keeps events
+Processed message ids only need to outlive any possible redelivery: the stream keeps messages
 30 days, so ids older than that can never come back. Run it daily (cron, a scheduler).
 """
 
@@ -10,11 +10,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from notifications_service.inbox.services import processed_events_prune
+from notifications_service.inbox.services import processed_messages_prune
 
 
 class Command(BaseCommand):
-    help = "Delete processed-event records older than the stream's retention."
+    help = "Delete processed-message records older than the stream's retention."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=int, default=35)
@@ -22,5 +22,5 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["days"] < 31:
             raise CommandError("keep at least 31 days: the stream redelivers up to 30 days back")
-        deleted = processed_events_prune(older_than_days=options["days"])
-        self.stdout.write(f"deleted {deleted} processed-event records")
+        deleted = processed_messages_prune(older_than_days=options["days"])
+        self.stdout.write(f"deleted {deleted} processed-message records")
