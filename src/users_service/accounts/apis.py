@@ -16,11 +16,12 @@ from servicekit.fields import EmailField, QuerySerializer, StringField, TextFiel
 from servicekit.openapi import link, links, problems
 from servicekit.pagination import PageNumberPagination
 from servicekit.permissions import IsAdmin, IsHuman
+from servicekit.ratelimits import rate_limit
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
 from users_service.accounts.selectors import user_get_visible, user_list
-from users_service.accounts.services import user_register, user_update
+from users_service.accounts.services import user_register
+from users_service.actions import user_update
 from users_service.tokens.services import session_id
-from users_service.tokens.throttling import rate_limit
 
 
 class UserOutputSerializer(serializers.ModelSerializer[User]):

@@ -3,7 +3,6 @@ transaction (`user.registered`, `user.updated`)."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -14,9 +13,8 @@ from django.db import IntegrityError, transaction
 from servicekit.errors import InvalidFields, Problem
 from servicekit.messages import UserMessage, UserRegistered, UserUpdated
 from servicekit.outbox.services import outbox_emit
+from servicekit.ratelimits import rate_limit
 from users_service.accounts.models import SELF_SERVICE_ROLES, Role, User
-from users_service.tokens.services import refresh_families_revoke
-from users_service.tokens.throttling import rate_limit
 
 UserMessageT = TypeVar("UserMessageT", bound=UserMessage)
 
@@ -91,10 +89,12 @@ def user_create_admin(
     if existing is not None:
         if not promote_existing:
             raise EmailTaken
-        user = user_update(
+        changed = user_change(
             user=existing, actor_is_admin=True, acting_on_self=False, data={"role": Role.ADMIN}
         )
-        return AdminCreated(user=user, promoted=True)
+        if changed:
+            user_change_save(user=existing, changed=changed)
+        return AdminCreated(user=existing, promoted=True)
     user = User(name=name.strip(), email=email.strip(), role=Role.ADMIN)
     _check_password(password, user)
     user.set_password(password)
@@ -107,22 +107,19 @@ def user_create_admin(
     return AdminCreated(user=user, promoted=False)
 
 
-def user_update(
-    *,
-    user: User,
-    actor_is_admin: bool,
-    acting_on_self: bool,
-    data: dict[str, Any],
-    session: uuid.UUID | None = None,
-) -> User:
-    """Profile change by the user or an admin. Only admins change roles.
+# A change of either ends the account's other sessions (users_service.actions.user_update).
+CREDENTIAL_FIELDS = frozenset({"email", "password"})
+
+
+def user_change(
+    *, user: User, actor_is_admin: bool, acting_on_self: bool, data: dict[str, Any]
+) -> list[str]:
+    """Check a profile change by the user or an admin and make it on `user`, unsaved; the
+    fields it changed, for `user_change_save`. Only admins change roles.
 
     A password change always needs the current password (admins do not set other people's
     passwords). An email change needs it too, except from an admin acting on someone else:
     the admin does not know it, and their own session is what authorises them.
-    A password or email change ends the user's other sessions: every refresh family but
-    `session` (the caller's own, kept only when `acting_on_self`), so whoever held the
-    old credentials is logged out.
     """
     changed: list[str] = []
     needs_current_password = bool(data.get("password")) or (
@@ -130,7 +127,8 @@ def user_update(
     )
     # Checked before anything else, so a caller without the password learns nothing (not
     # even whether an address is taken). Each check counts against the account's limit
-    # first: a stolen access token is not a way to guess the password.
+    # first, outside any transaction (a refused attempt still counts): a stolen access
+    # token is not a way to guess the password.
     if needs_current_password:
         rate_limit(action="password_check", scope="user", key=str(user.pk))
         if not user.check_password(data.get("current_password") or ""):
@@ -159,15 +157,16 @@ def user_update(
         _check_password(data["password"], user)
         user.set_password(data["password"])
         changed.append("password")
-    if not changed:
-        return user
+    return changed
+
+
+def user_change_save(*, user: User, changed: list[str]) -> None:
+    """Save what `user_change` changed and tell others (`user.updated`), in the caller's
+    transaction if there is one. A concurrent change to the same email refuses it."""
     try:
         with transaction.atomic():
             user.save(update_fields=[*changed, "updated_at"])
             if set(changed) & {"name", "email", "role"}:
                 outbox_emit(_user_message(UserUpdated, user))
-            if set(changed) & {"email", "password"}:
-                refresh_families_revoke(user_id=user.pk, keep=session if acting_on_self else None)
     except IntegrityError as exc:
         raise _field_error("email", ["A user with this email already exists."]) from exc
-    return user
