@@ -1,4 +1,5 @@
-"""`dev.py check`: lint, format, types, migrations in step with the models, and the docs."""
+"""`dev.py check`: lint, format, types, the direction of imports, migrations in step with the
+models, and the docs."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def run_checks() -> int:
         _run("ruff check", [python, "-m", "ruff", "check", *code]),
         _run("ruff format --check", [python, "-m", "ruff", "format", "--check", *code]),
         _run("mypy", [python, "-m", "mypy", *code]),
+        _run(
+            "import-linter: the contracts in pyproject.toml",
+            [str(Path(python).with_name("lint-imports")), "--no-cache"],
+            # The packages as this checkout has them, whichever tree the environment was
+            # installed from.
+            dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        ),
         _run(
             "docs: headings said once, links that lead somewhere",
             [python, "-m", "devstack.docscheck"],
