@@ -38,7 +38,3 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.message_id}"
-
-
-# The booking service still imports the old name; this goes once it follows.
-OutboxEvent = OutboxMessage
