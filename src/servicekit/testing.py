@@ -190,6 +190,14 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
     return condition()
 
 
+def logged_at(output: str, text: str) -> float:
+    """When a service process wrote the first log line containing `text`, as a time.time():
+    the services' log format begins with the local time to the millisecond."""
+    line = next(line for line in output.splitlines() if text in line)
+    seconds = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+    return seconds + int(line[20:23]) / 1000
+
+
 @contextmanager
 def service_process(
     package: str,

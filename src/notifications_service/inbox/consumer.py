@@ -50,7 +50,7 @@ class ConsumerSpec:
 @dataclass(frozen=True)
 class ConsumerOptions:
     batch: int = 50
-    fetch_timeout: float = 1.0
+    fetch_timeout: float = 0.5  # the idle wait: a stop is seen within half a second
     ack_wait: float = 30.0
     max_deliver: int = 5
     retry_initial: float = 1.0

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError, connection
 
-from servicekit.testing import current_database_url, free_port, wait_until
+from servicekit.testing import current_database_url, free_port, logged_at, wait_until
 from servicekit.workers import Worker, heartbeat_fresh, heartbeat_path
 
 SRC = Path(__file__).resolve().parents[2]
@@ -95,15 +95,6 @@ def _start(processes: list[Process], tmp_path: Path, args: list[str], **env: str
     return process
 
 
-def _logged_at(output: str, text: str) -> float:
-    """When the log line containing `text` was written (the log's local time, in ms)."""
-    line = next(line for line in output.splitlines() if text in line)
-    stamp = TIMESTAMP.match(line)
-    assert stamp is not None, line
-    seconds = time.mktime(time.strptime(stamp.group(0), "%Y-%m-%d %H:%M:%S"))
-    return seconds + int(line[20:23]) / 1000
-
-
 def _worker_health(heartbeats: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
     env = _env(WORKER_HEARTBEAT_DIR=str(heartbeats) if heartbeats else "")
     return subprocess.run(
@@ -137,7 +128,7 @@ def test_one_signal_stops_a_waiting_worker_within_a_second_and_it_exits_0(
     assert relay.popen.returncode == 0, relay.output()
     # The loop ends within a wait slice; the process then closes its bus and exits, which on
     # a busy machine may take a moment more.
-    assert _logged_at(relay.output(), "outbox relay stopped") - sent < 1.0, relay.output()
+    assert logged_at(relay.output(), "outbox relay stopped") - sent < 1.0, relay.output()
     assert took < 5, relay.output()
 
 
