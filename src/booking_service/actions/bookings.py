@@ -13,7 +13,7 @@ from booking_service.bookings import inventory
 from booking_service.bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, CancelReason
 from booking_service.bookings.services import Actor, get_own_booking, relock_booking
 from booking_service.payments.selectors import refundable_payment_ids
-from servicekit.problems import Conflict
+from servicekit.errors import Conflict
 
 
 def _starts_at(booking: Booking) -> dt.datetime | None:

@@ -14,9 +14,9 @@ from booking_service.events.messages import event_canceled_message, event_messag
 from booking_service.events.models import Event, EventStatus
 from booking_service.events.services import check_future
 from booking_service.payments.selectors import refundable_payment_ids
+from servicekit.errors import Conflict
 from servicekit.messages import EventUpdated
 from servicekit.outbox.services import outbox_emit
-from servicekit.problems import Conflict
 
 EDITABLE_FIELDS = frozenset(
     {"name", "description", "date", "time", "location", "total_tickets", "price_per_ticket"}

@@ -32,9 +32,9 @@ from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.payments.messages import payment_message
 from booking_service.payments.models import Payment, PaymentStatus
 from booking_service.payments.providers import ChargeResult, get_payment_provider
+from servicekit.errors import Conflict, NotFound, Unprocessable
 from servicekit.messages import BookingConfirmed, PaymentFailed, PaymentRefunded, PaymentSucceeded
 from servicekit.outbox.services import outbox_emit
-from servicekit.problems import Conflict, NotFound, Unprocessable
 from servicekit.workers import DATABASE_AWAY
 
 logger = logging.getLogger(__name__)

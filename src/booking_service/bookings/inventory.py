@@ -35,9 +35,9 @@ from booking_service.events.models import Event, EventStatus
 from booking_service.events.models import on_sale as on_sale  # the rule, for the ORM
 from booking_service.events.models import on_sale_sql as on_sale_sql  # and for SQL
 from booking_service.payments.models import PaymentStatus
+from servicekit.errors import Conflict
 from servicekit.messages import BookingCanceled, BookingCreated, BookingExpired
 from servicekit.outbox.services import outbox_emit_many
-from servicekit.problems import Conflict
 
 EVENTS = Event._meta.db_table
 BOOKINGS = Booking._meta.db_table

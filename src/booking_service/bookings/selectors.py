@@ -14,7 +14,7 @@ from booking_service.resources.slots import (
     free_intervals,
 )
 from servicekit.actors import Actor
-from servicekit.problems import Unprocessable
+from servicekit.errors import Unprocessable
 
 
 def booking_list(

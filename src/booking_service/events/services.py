@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from booking_service.events.messages import event_message
 from booking_service.events.models import Event
+from servicekit.errors import Unprocessable
 from servicekit.messages import EventCreated
 from servicekit.outbox.services import outbox_emit
-from servicekit.problems import Unprocessable
 
 MAX_ADVANCE = dt.timedelta(days=5 * 366)
 

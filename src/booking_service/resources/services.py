@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from booking_service.resources.models import Resource
-from servicekit.problems import Unprocessable
+from servicekit.errors import Unprocessable
 
 RESOURCE_FIELDS = frozenset(
     {

@@ -9,7 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from booking_service.resources.models import Resource
-from servicekit.problems import Unprocessable
+from servicekit.errors import Unprocessable
 
 MAX_SLOT_BOOKING = dt.timedelta(days=1)
 MAX_AVAILABILITY_RANGE = dt.timedelta(days=31)

@@ -32,10 +32,10 @@ from psycopg import errors
 from booking_service.bookings import inventory
 from booking_service.bookings.batching.batcher import Ask, Decided, SoldOut
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
+from servicekit.errors import Problem
 from servicekit.messages import BookingCreated, encode_datetime
 from servicekit.outbox.models import OutboxMessage
 from servicekit.outbox.services import NOTIFY_CHANNEL
-from servicekit.problems import Problem
 from servicekit.ratelimits import Limit, RateLimited, count, setting_name
 
 # What an ask comes to: its Booking, SoldOut, a Problem (the hold limit), RateLimited, or

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from booking_service.bookings.models import Booking
 from servicekit.actors import Actor
-from servicekit.problems import NotFound
+from servicekit.errors import NotFound
 
 __all__ = ["Actor", "get_own_booking", "relock_booking"]
 

@@ -12,8 +12,8 @@ from booking_service.bookings.inventory import booking_created, end_holds, hold_
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus, CancelReason
 from booking_service.resources.models import Resource
 from booking_service.resources.slots import slot_amount, slot_units
+from servicekit.errors import Conflict, NotFound
 from servicekit.outbox.services import outbox_emit
-from servicekit.problems import Conflict, NotFound
 
 
 def booking_create_slot(

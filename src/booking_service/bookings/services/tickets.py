@@ -13,8 +13,8 @@ from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.services.common import Actor, get_own_booking, relock_booking
 from booking_service.events.models import Event, EventStatus
 from booking_service.payments.models import PaymentStatus
+from servicekit.errors import Conflict, NotFound, Problem, Unprocessable
 from servicekit.outbox.services import outbox_emit
-from servicekit.problems import Conflict, NotFound, Problem, Unprocessable
 
 
 def _check_ticket_count(tickets_booked: int) -> None:
