@@ -1,10 +1,10 @@
 """The sweeper's rounds: expired holds go back on sale, payments left unsettled or
 unrefunded by a crash are settled, old Idempotency-Key records go.
 
-Each step on its own: a payment provider outage or a database restart costs that step this
-round, never the process or the other steps. Inside a step, one bad item never stops the
-others: holds that fail to be released together are released one at a time, and the one
-that still fails is logged and left for the next round.
+Each step on its own (the worker's `step`): a payment provider outage or a database
+restart costs that step this round, never the process or the other steps. Inside a step,
+one bad item never stops the others: holds that fail to be released together are released
+one at a time, and the one that still fails is logged and left for the next round.
 """
 
 from __future__ import annotations
@@ -79,6 +79,11 @@ def _release_one(*, now: dt.datetime, booking_id: int, event_id: int | None) -> 
         return 0
 
 
+# How a round runs one step on its own: the worker's `step` (a failure is logged and the
+# step counts 0), given the step's name and its function.
+StepRunner = Callable[[str, Callable[[], int]], int]
+
+
 @dataclass(frozen=True)
 class SweepResult:
     released: int
@@ -87,16 +92,16 @@ class SweepResult:
     purged: int
 
 
-def sweep_round() -> SweepResult:
+def sweep_round(step: StepRunner) -> SweepResult:
     """One round of the sweeper, every step on its own."""
     older_than = dt.timedelta(seconds=settings.PAYMENT_PENDING_TIMEOUT_SECONDS)
     result = SweepResult(
-        released=_step("expiring holds", release_expired_holds),
-        refunded=_step("refunding orphaned payments", payments_refund_orphaned),
-        settled=_step(
+        released=step("expiring holds", release_expired_holds),
+        refunded=step("refunding orphaned payments", payments_refund_orphaned),
+        settled=step(
             "settling stale payments", lambda: payments_resolve_stale(older_than=older_than)
         ),
-        purged=_step("purging idempotency keys", idempotency_keys_purge),
+        purged=step("purging idempotency keys", idempotency_keys_purge),
     )
     if result.released or result.refunded or result.settled or result.purged:
         logger.info(
@@ -108,15 +113,3 @@ def sweep_round() -> SweepResult:
             result.purged,
         )
     return result
-
-
-def _step(name: str, run: Callable[[], int]) -> int:
-    try:
-        return run()
-    except DATABASE_AWAY as exc:
-        # Not a bug: one line, not a traceback every round while PostgreSQL is away.
-        logger.warning("sweeper: %s: the database is unavailable (%s); next round", name, exc)
-        return 0
-    except Exception:
-        logger.exception("sweeper: %s failed; next round", name)
-        return 0

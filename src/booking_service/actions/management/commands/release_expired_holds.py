@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError, close_old_connections
 
 from booking_service.actions.sweeper import release_expired_holds, sweep_round
+from servicekit.workers import Worker, stop_on_signals
+
+
+class Sweeper(Worker):
+    """A round every `interval` seconds; each step of it on its own."""
+
+    name = "release_expired_holds"
+    label = "sweeper"
+
+    def __init__(self, *, interval: float) -> None:
+        self.idle_interval = interval
+
+    def round(self) -> bool:
+        sweep_round(lambda what, run: self.step(what, run, 0))
+        return False
 
 
 class Command(BaseCommand):
@@ -36,18 +47,4 @@ class Command(BaseCommand):
             released = release_expired_holds()
             self.stdout.write(f"released {released} expired holds")
             return
-        stopping = False
-
-        def stop(signum: int, frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        while not stopping:
-            with contextlib.suppress(DatabaseError):
-                close_old_connections()
-            sweep_round()
-            deadline = time.monotonic() + options["interval"]
-            while not stopping and time.monotonic() < deadline:
-                time.sleep(0.2)
+        Sweeper(interval=options["interval"]).run(stop_on_signals())
