@@ -24,7 +24,7 @@ from booking_service.bookings.services import booking_create_tickets
 from booking_service.events.models import Event
 from booking_service.resources.models import Resource
 from booking_service.testing import make_event
-from servicekit.testing import Caller
+from servicekit.testing import Caller, free_port, wait_until
 
 
 def seed_context(organizer_id: str) -> str:
@@ -139,3 +139,34 @@ def test_sweeper_loop_process_expires_holds(settings: Any) -> None:
     assert booking.cancel_reason == CancelReason.EXPIRED
     event.refresh_from_db()
     assert event.available_tickets == 5
+
+
+@pytest.mark.slow
+def test_the_sweeper_outlives_a_database_that_is_away(tmp_path: Any) -> None:
+    """Nobody listens where the sweeper's database should be: each step of each round says so
+    in one line, without a traceback; the heartbeat keeps going; one SIGTERM stops it with
+    status 0."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"postgres://turnstile@127.0.0.1:{free_port()}/booking"
+    env["DJANGO_SETTINGS_MODULE"] = "booking_service.settings"
+    env["WORKER_HEARTBEAT_DIR"] = str(tmp_path / "beats")
+    log = tmp_path / "sweeper.log"
+    with log.open("wb") as out:
+        sweeper = subprocess.Popen(
+            [sys.executable, "-m", "booking_service", "release_expired_holds", "--loop",
+             "--interval", "0.2"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        assert wait_until(lambda: log.read_text().count("database unavailable") >= 8, 30)
+        beat = tmp_path / "beats" / "booking.release_expired_holds"
+        assert wait_until(lambda: beat.exists() and time.time() - beat.stat().st_mtime < 1.5, 10)
+    finally:
+        sweeper.send_signal(signal.SIGTERM)
+        status = sweeper.wait(15)
+    output = log.read_text()
+    assert status == 0, output
+    assert "Traceback" not in output
+    for step in ("expiring holds", "refunding orphaned payments", "settling stale payments"):
+        assert f"sweeper: {step}: database unavailable" in output
+    assert "sweeper stopped" in output
