@@ -79,6 +79,8 @@ class SmtpRecorder:
     """aiosmtpd handler: refuses DATA with 451 while `refusing` is set, else records it."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    # The SMTP sessions (connections) that delivered a message.
+    sessions: set[int] = field(default_factory=set)
     refused: int = 0
     refusing: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -89,6 +91,7 @@ class SmtpRecorder:
                 self.refused += 1
                 return "451 4.3.0 Try again later"
             message = message_from_bytes(envelope.content, policy=policy.default)
+            self.sessions.add(id(session))
             if isinstance(message, EmailMessage):
                 self.messages.append(message)
         return "250 OK"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 import uuid
@@ -8,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import (
     IntegrityError,
     InterfaceError,
@@ -215,27 +217,47 @@ def email_deliveries_dispatch(*, batch_size: int = 50) -> DispatchResult:
     result = DispatchResult()
     now = timezone.now()
     ids = deliveries_claim_due(model=EmailDelivery, batch_size=batch_size, now=now)
-    for delivery in EmailDelivery.objects.select_related("notification").filter(id__in=ids):
-        try:
-            to_email = _recipient(delivery)
-            email_message_build(delivery=delivery, to_email=to_email).send()
-            with transaction.atomic():
-                delivery.status = EmailDelivery.Status.SENT
-                delivery.sent_at = timezone.now()
-                delivery.to_email = to_email
-                delivery.last_error = ""
-                delivery.save(update_fields=["status", "sent_at", "to_email", "last_error"])
-        except DATABASE_AWAY:
-            raise
-        except Exception as exc:
-            if not isinstance(exc, EMAIL_EXPECTED_FAILURES):
-                logger.exception("email for notification %s raised", delivery.notification_id)
-            error = failure_text(exc)
-            result.errors.append(error)
-            _email_failed(delivery=delivery, error=error, result=result)
-            continue
-        result.sent += 1
+    if not ids:
+        return result
+    # One SMTP connection for the round, opened at the first email; one that fails is
+    # closed, and the next email opens a fresh one.
+    smtp = get_connection()
+    try:
+        for delivery in EmailDelivery.objects.select_related("notification").filter(id__in=ids):
+            _email_send(delivery, smtp, result)
+    finally:
+        with contextlib.suppress(*EMAIL_EXPECTED_FAILURES):
+            smtp.close()
     return result
+
+
+def _email_send(delivery: EmailDelivery, smtp: BaseEmailBackend, result: DispatchResult) -> None:
+    """One email of a round, and what became of it on its row."""
+    try:
+        to_email = _recipient(delivery)
+        message = email_message_build(delivery=delivery, to_email=to_email)
+        smtp.open()  # kept open for the next email (a send that opens it closes it after)
+        message.connection = smtp
+        message.send()
+        with transaction.atomic():
+            delivery.status = EmailDelivery.Status.SENT
+            delivery.sent_at = timezone.now()
+            delivery.to_email = to_email
+            delivery.last_error = ""
+            delivery.save(update_fields=["status", "sent_at", "to_email", "last_error"])
+    except DATABASE_AWAY:
+        raise
+    except Exception as exc:
+        if not isinstance(exc, EMAIL_EXPECTED_FAILURES):
+            logger.exception("email for notification %s raised", delivery.notification_id)
+        if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
+            with contextlib.suppress(*EMAIL_EXPECTED_FAILURES):
+                smtp.close()
+        error = failure_text(exc)
+        result.errors.append(error)
+        _email_failed(delivery=delivery, error=error, result=result)
+        return
+    result.sent += 1
 
 
 def _email_failed(*, delivery: EmailDelivery, error: str, result: DispatchResult) -> None:

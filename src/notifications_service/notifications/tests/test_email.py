@@ -212,3 +212,12 @@ def test_an_email_whose_sending_raises_is_retried_alone_then_given_up(
 )
 def test_header_safe_keeps_text_on_one_line(text: str, safe: str) -> None:
     assert header_safe(text) == safe
+
+
+def test_a_round_sends_its_emails_over_one_connection(smtp: SmtpRecorder) -> None:
+    for n in range(5):
+        user_id = _contact(f"guest{n}@example.com")
+        notification_create(user_id=user_id, kind="message", title="Hi", body="There")
+    assert email_deliveries_dispatch().sent == 5
+    assert len(smtp.messages) == 5
+    assert len(smtp.sessions) == 1
