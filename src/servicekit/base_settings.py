@@ -25,7 +25,6 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI, served by the service itself
-    "django_filters",
     "servicekit",
 ]
 
@@ -116,7 +115,6 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "servicekit.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "servicekit.problems.exception_handler",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # A time of day is wall-clock time without an offset (the schema says so too:
