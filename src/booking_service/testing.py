@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
 from django.utils import timezone
 
 from booking_service.api.batched import BatchedBookings
@@ -21,6 +23,7 @@ from booking_service.payments.models import Payment
 from booking_service.resources.models import Resource
 from booking_service.resources.services import resource_create
 from servicekit.outbox.models import OutboxMessage
+from servicekit.testing import Caller
 
 
 def make_event(
@@ -105,3 +108,23 @@ def batched_view(regular: Callable[..., HttpResponse]) -> BatchedBookings:
     """The batched bookings view in front of `regular`, with a batcher of its own (as in
     another process)."""
     return BatchedBookings(regular, TicketBatcher(execute_batch))
+
+
+class RegularPath:
+    """Stands for the regular view behind the batched one and counts what reached it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        self.calls += 1
+        return HttpResponse(status=299)
+
+
+def post_json(
+    caller: Caller, body: Any, *, path: str = "/api/bookings/", **headers: str
+) -> HttpRequest:
+    """A JSON POST by `caller` (a string body goes as it is)."""
+    data = body if isinstance(body, str) else json.dumps(body)
+    meta: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {caller.token}", **headers}
+    return RequestFactory().post(path, data=data, content_type="application/json", **meta)
