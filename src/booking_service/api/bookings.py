@@ -67,8 +67,8 @@ def booking_representation(booking: Booking) -> dict[str, Any]:
     }
 
 
+# The fields are the schema's; the output is `booking_representation`'s.
 class BookingOutputSerializer(serializers.ModelSerializer[Booking]):
-    """The fields (for the schema); the output is `booking_representation`'s."""
 
     event = serializers.IntegerField(source="event_id", allow_null=True)
     resource = serializers.IntegerField(source="resource_id", allow_null=True)
