@@ -25,6 +25,11 @@ NOTIFICATIONS_CONSUMER_ACK_WAIT_SECONDS = env_int("NOTIFICATIONS_CONSUMER_ACK_WA
 # A message whose handler fails this many deliveries goes to the dead-letter table.
 NOTIFICATIONS_CONSUMER_MAX_DELIVER = env_int("NOTIFICATIONS_CONSUMER_MAX_DELIVER", 5)
 NOTIFICATIONS_CONSUMER_BATCH = env_int("NOTIFICATIONS_CONSUMER_BATCH", 50)
+# A handled message's id is kept this long, then its consumer deletes it. It must outlive any
+# redelivery of the message: the stream keeps messages 30 days (servicekit.bus), and a
+# message handled but not acknowledged (a crash, a lost ack) can come back until then; the
+# relay's republish after a crash is covered too. Shorter only in tests and the soak.
+PROCESSED_MESSAGE_RETENTION_SECONDS = env_int("PROCESSED_MESSAGE_RETENTION_SECONDS", 35 * 24 * 3600)
 
 # Email: Django's SMTP backend. The development stack runs a local SMTP sink that keeps
 # every message as an .eml file under MAIL_DIR.
@@ -45,6 +50,9 @@ DELIVERY_RETRY_MAX_SECONDS = float(env_str("DELIVERY_RETRY_MAX_SECONDS", "3600")
 DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 120)
 EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 15)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 15)
+# A sent email's delivery and a delivered webhook (with its attempt log) are kept this long,
+# then the dispatcher deletes them; the notification itself stays (the user's list).
+DELIVERY_RETENTION_SECONDS = env_int("DELIVERY_RETENTION_SECONDS", 7 * 24 * 3600)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)  # to connect, and per read
 # One attempt in all, however slowly the receiver answers; and how much of its answer is read.
 WEBHOOK_DEADLINE_SECONDS = float(env_str("WEBHOOK_DEADLINE_SECONDS", "10"))

@@ -106,6 +106,13 @@ JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 10)
 
 NATS_URL = env_str("NATS_URL", "nats://127.0.0.1:4222")
 
+# Bounded growth (servicekit.retention, docs/operations/retention.md): each worker deletes
+# its rows past their retention, looking at most this often.
+PRUNE_INTERVAL_SECONDS = float(env_str("PRUNE_INTERVAL_SECONDS", "60"))
+# A published outbox message is kept this long (for a person tracing a message), then the
+# relay deletes it. Read by the services that have an outbox (users, booking).
+OUTBOX_SENT_RETENTION_SECONDS = env_int("OUTBOX_SENT_RETENTION_SECONDS", 24 * 3600)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["servicekit.auth.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -14,6 +14,11 @@ the second run a no-op if the first one committed. A handler that keeps failing 
 with a growing delay (nak with delay) and, at the `max_deliver`-th delivery, recorded in
 `DeadLetter` with its error and terminated, so it is neither lost nor retried forever.
 Database outages are not the message's fault: they never dead-letter a message.
+
+Each consumer deletes its processed-message ids older than
+`PROCESSED_MESSAGE_RETENTION_SECONDS`, a step of its rounds (servicekit.retention). The
+retention must outlive every redelivery, so it starts with a warning when it is shorter
+than the stream keeps messages.
 """
 
 from __future__ import annotations
@@ -29,9 +34,21 @@ from django.db import InterfaceError, OperationalError, connection
 from nats.aio.msg import Msg
 from nats.js import api
 
-from notifications_service.inbox.services import Handler, dead_letter_record, message_handle
-from servicekit.bus import BusUnavailableError, SyncBus, SyncPullSubscription, backoff_delay
+from notifications_service.inbox.services import (
+    Handler,
+    dead_letter_record,
+    message_handle,
+    processed_messages_prune,
+)
+from servicekit.bus import (
+    BusUnavailableError,
+    SyncBus,
+    SyncPullSubscription,
+    backoff_delay,
+    stream_config,
+)
 from servicekit.messages import IncomingEnvelope, PoisonMessageError, decode_envelope
+from servicekit.retention import Pruner, retention
 from servicekit.workers import Worker
 
 logger = logging.getLogger(__name__)
@@ -81,6 +98,10 @@ class ConsumerWorker(Worker):
         self.duplicates = 0
         self.dead_lettered = 0
         self._subscription: SyncPullSubscription | None = None
+        self.pruner = Pruner(
+            "processed message ids",
+            lambda limit: processed_messages_prune(consumer=spec.name, limit=limit),
+        )
 
     def consumer_config(self) -> api.ConsumerConfig:
         subjects = [self.bus.config.subject_for(pattern) for pattern in self.spec.types]
@@ -217,7 +238,9 @@ class ConsumerWorker(Worker):
     # The loop (servicekit.workers) ----------------------------------------------------------
 
     def round(self) -> bool:
-        return self.run_once() > 0
+        seen = self.run_once()
+        self.pruner.run(self)
+        return seen > 0
 
     def round_failed(self, exc: Exception, failures: int) -> None:
         if not self.is_outage(exc):
@@ -230,6 +253,16 @@ class ConsumerWorker(Worker):
             self.spec.durable,
             ", ".join(self.spec.types),
         )
+        kept = retention("PROCESSED_MESSAGE_RETENTION_SECONDS", 35 * 24 * 3600)
+        redelivered_until = stream_config(self.bus.config).max_age or 0
+        if kept.total_seconds() <= redelivered_until:
+            logger.warning(
+                "consumer %s: processed message ids are kept %ds, the stream keeps messages "
+                "%ds: a message redelivered after its id was pruned is handled twice",
+                self.spec.name,
+                kept.total_seconds(),
+                redelivered_until,
+            )
 
     def stopped(self) -> None:
         logger.info(

@@ -20,6 +20,10 @@ class ProcessedMessage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["consumer", "message_id"], name="inbox_processed_once"),
         ]
+        # Each consumer prunes its own ids past their retention, oldest first.
+        indexes = [
+            models.Index(fields=["consumer", "processed_at"], name="inbox_processed_age_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.consumer} {self.message_type} {self.message_id}"

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from notifications_service.inbox.models import DeadLetter, ProcessedMessage
 from servicekit.messages import IncomingEnvelope, decode_envelope
+from servicekit.retention import PRUNE_LIMIT, delete_older_than, retention
 
 Handler = Callable[[IncomingEnvelope], None]
 
@@ -93,7 +94,21 @@ def dead_letter_retry(*, dead_letter: DeadLetter, handler: Handler) -> bool:
     return True
 
 
-def processed_messages_prune(*, older_than_days: int) -> int:
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    deleted, _ = ProcessedMessage.objects.filter(processed_at__lt=cutoff).delete()
-    return deleted
+def processed_messages_prune(
+    *,
+    consumer: str | None = None,
+    older_than: timedelta | None = None,
+    now: datetime | None = None,
+    limit: int = PRUNE_LIMIT,
+) -> int:
+    """Delete the processed-message ids (of `consumer`, or of every consumer) older than
+    `older_than` (`PROCESSED_MESSAGE_RETENTION_SECONDS` by default), at most `limit`; how
+    many. A message whose id is gone would be handled again if it came back: the retention
+    outlives every redelivery (docs/operations/retention.md)."""
+    keep = older_than or retention("PROCESSED_MESSAGE_RETENTION_SECONDS", 35 * 24 * 3600)
+    processed = ProcessedMessage.objects.all()
+    if consumer is not None:
+        processed = processed.filter(consumer=consumer)
+    return delete_older_than(
+        processed, field="processed_at", cutoff=(now or timezone.now()) - keep, limit=limit
+    )

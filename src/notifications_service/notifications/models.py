@@ -65,6 +65,12 @@ class EmailDelivery(models.Model):
                 name="email_delivery_due_idx",
                 condition=models.Q(status="pending"),
             ),
+            # The dispatcher prunes sent emails past their retention, oldest first.
+            models.Index(
+                fields=["sent_at"],
+                name="email_delivery_sent_idx",
+                condition=models.Q(status="sent"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -27,6 +27,7 @@ from notifications_service.contacts.selectors import contact_get
 from notifications_service.notifications.mail import header_safe
 from notifications_service.notifications.models import EmailDelivery, Notification
 from servicekit.bus import backoff_delay
+from servicekit.retention import PRUNE_LIMIT, delete_older_than, retention
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +259,21 @@ def _email_send(delivery: EmailDelivery, smtp: BaseEmailBackend, result: Dispatc
         _email_failed(delivery=delivery, error=error, result=result)
         return
     result.sent += 1
+
+
+def email_deliveries_prune(*, now: datetime | None = None, limit: int = PRUNE_LIMIT) -> int:
+    """Delete the deliveries of emails sent more than `DELIVERY_RETENTION_SECONDS` ago, at
+    most `limit`; how many. Their notifications stay: they are the user's list
+    (`GET /api/notifications/`), and their unique (user, message) stays a second guard
+    against a message handled twice. Pending and failed deliveries stay too (work still to
+    do, or a person's to look at)."""
+    cutoff = (now or timezone.now()) - retention("DELIVERY_RETENTION_SECONDS", 7 * 24 * 3600)
+    return delete_older_than(
+        EmailDelivery.objects.filter(status=EmailDelivery.Status.SENT),
+        field="sent_at",
+        cutoff=cutoff,
+        limit=limit,
+    )
 
 
 def _email_failed(*, delivery: EmailDelivery, error: str, result: DispatchResult) -> None:

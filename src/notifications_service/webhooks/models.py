@@ -64,6 +64,12 @@ class WebhookDelivery(models.Model):
                 name="webhook_delivery_due_idx",
                 condition=models.Q(status="pending"),
             ),
+            # The dispatcher prunes delivered webhooks past their retention, oldest first.
+            models.Index(
+                fields=["delivered_at"],
+                name="webhook_delivery_done_idx",
+                condition=models.Q(status="succeeded"),
+            ),
         ]
 
     def __str__(self) -> str:

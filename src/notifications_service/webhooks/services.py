@@ -24,6 +24,7 @@ from notifications_service.webhooks.models import WebhookAttempt, WebhookDeliver
 from notifications_service.webhooks.signing import SIGNATURE_HEADER, signature_header
 from servicekit.errors import Problem
 from servicekit.messages import ORGANIZER_MESSAGE_TYPES
+from servicekit.retention import PRUNE_LIMIT, delete_older_than, retention
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,20 @@ def webhook_deliveries_enqueue(
     ]
     WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     return len(deliveries)
+
+
+def webhook_deliveries_prune(*, now: datetime | None = None, limit: int = PRUNE_LIMIT) -> int:
+    """Delete the webhooks delivered more than `DELIVERY_RETENTION_SECONDS` ago, with their
+    attempt log, at most `limit`; how many. The organizer's delivery log
+    (`GET /api/webhooks/{id}/deliveries`) covers that long; pending and failed deliveries
+    stay."""
+    cutoff = (now or timezone.now()) - retention("DELIVERY_RETENTION_SECONDS", 7 * 24 * 3600)
+    return delete_older_than(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.SUCCEEDED),
+        field="delivered_at",
+        cutoff=cutoff,
+        limit=limit,
+    )
 
 
 def webhook_body(delivery: WebhookDelivery) -> bytes:

@@ -34,6 +34,7 @@ from django.utils import timezone
 from servicekit import parsers
 from servicekit.errors import Conflict, Problem, Unprocessable
 from servicekit.idempotency.models import IdempotencyKey
+from servicekit.retention import PRUNE_LIMIT, delete_older_than
 
 MAX_KEY_LENGTH = 255
 # How long the previous version of this module held a reserved key for its running request.
@@ -212,6 +213,12 @@ def idempotency_key_store(scope: Scope, *, status: int, body: Any, content_type:
         )
 
 
-def idempotency_keys_purge(*, now: dt.datetime | None = None) -> int:
-    deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=now or timezone.now()).delete()
-    return deleted
+def idempotency_keys_purge(*, now: dt.datetime | None = None, limit: int = PRUNE_LIMIT) -> int:
+    """Delete keys past their `expires_at`, oldest first, at most `limit` in short batches
+    (servicekit.retention): a backlog never becomes one DELETE the statement timeout kills."""
+    return delete_older_than(
+        IdempotencyKey.objects.all(),
+        field="expires_at",
+        cutoff=now or timezone.now(),
+        limit=limit,
+    )

@@ -34,6 +34,13 @@ class OutboxMessage(models.Model):
             models.Index(
                 fields=["id"], name="outbox_unsent_idx", condition=models.Q(sent_at__isnull=True)
             ),
+            # The relay's pruning finds the oldest sent rows here, without reading the
+            # rows it keeps.
+            models.Index(
+                fields=["sent_at"],
+                name="outbox_sent_idx",
+                condition=models.Q(sent_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -17,6 +17,9 @@
   lingers (`linger`, 20 ms by default) so that the messages of a busy moment go out
   together: in a flash sale that is one relay transaction and one pipelined publish per few
   dozen messages instead of one per committed batch.
+- Deletes the messages it published more than `OUTBOX_SENT_RETENTION_SECONDS` ago, a step
+  of its rounds at most once a `PRUNE_INTERVAL_SECONDS` (servicekit.retention): the outbox
+  stays the size of its retention, and a failed pruning never holds up publishing.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from servicekit.bus import BusUnavailableError, OutgoingMessage, SyncBus, backof
 from servicekit.messages import encode_envelope
 from servicekit.outbox.health import check_outbox_lag
 from servicekit.outbox.models import OutboxMessage
-from servicekit.outbox.services import NOTIFY_CHANNEL, outbox_envelope
+from servicekit.outbox.services import NOTIFY_CHANNEL, outbox_envelope, outbox_sent_prune
+from servicekit.retention import Pruner
 from servicekit.workers import Worker
 
 logger = logging.getLogger(__name__)
@@ -81,6 +85,7 @@ class OutboxRelay(Worker):
         self.idle_interval = self.options.poll_interval
         self.backoff_initial = self.options.backoff_initial
         self.backoff_max = self.options.backoff_max
+        self.pruner = Pruner("sent messages", lambda limit: outbox_sent_prune(limit=limit))
 
     # One batch -----------------------------------------------------------------------------
 
@@ -213,6 +218,7 @@ class OutboxRelay(Worker):
     def round(self) -> bool:
         published = self.relay_batch()
         self._log_lag()
+        self.pruner.run(self)
         return published >= self.options.batch_size  # more may be waiting
 
     def round_failed(self, exc: Exception, failures: int) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from servicekit.messages import Envelope, Message, message_to_builtins
 from servicekit.outbox.models import OutboxMessage
+from servicekit.retention import PRUNE_LIMIT, delete_older_than, retention
 
 NOTIFY_CHANNEL = "outbox"
 
@@ -71,4 +73,16 @@ def outbox_envelope(row: OutboxMessage) -> Envelope[dict[str, Any]]:
         producer=row.producer,
         version=row.version,
         data=row.data,
+    )
+
+
+def outbox_sent_prune(*, now: dt.datetime | None = None, limit: int = PRUNE_LIMIT) -> int:
+    """Delete messages published more than `OUTBOX_SENT_RETENTION_SECONDS` ago, at most
+    `limit`; how many. Unsent and given-up messages are never deleted."""
+    cutoff = (now or timezone.now()) - retention("OUTBOX_SENT_RETENTION_SECONDS", 24 * 3600)
+    return delete_older_than(
+        OutboxMessage.objects.filter(sent_at__isnull=False),
+        field="sent_at",
+        cutoff=cutoff,
+        limit=limit,
     )

@@ -14,8 +14,13 @@ from django.db import connection
 from notifications_service.notifications.services import (
     DELIVERY_NOTIFY_CHANNEL,
     email_deliveries_dispatch,
+    email_deliveries_prune,
 )
-from notifications_service.webhooks.services import webhook_deliveries_dispatch
+from notifications_service.webhooks.services import (
+    webhook_deliveries_dispatch,
+    webhook_deliveries_prune,
+)
+from servicekit.retention import Pruner
 from servicekit.workers import Worker, stop_on_signals
 
 logger = logging.getLogger(__name__)
@@ -23,7 +28,9 @@ logger = logging.getLogger(__name__)
 
 class DeliveryDispatcher(Worker):
     """Rounds of due deliveries; between them, a LISTEN for new ones. Each delivery's failures
-    are recorded on its row, so a round that still raises is a bug of the round."""
+    are recorded on its row, so a round that still raises is a bug of the round. Sent emails
+    and delivered webhooks past `DELIVERY_RETENTION_SECONDS` are pruned, each kind a step
+    of its own (servicekit.retention)."""
 
     name = "dispatch_deliveries"
     label = "delivery dispatcher"
@@ -32,10 +39,16 @@ class DeliveryDispatcher(Worker):
         self.batch_size = batch_size
         self.idle_interval = poll_interval
         self._listen: psycopg.Connection[Any] | None = None
+        self.pruners = [
+            Pruner("sent emails", lambda limit: email_deliveries_prune(limit=limit)),
+            Pruner("delivered webhooks", lambda limit: webhook_deliveries_prune(limit=limit)),
+        ]
 
     def round(self) -> bool:
         email = email_deliveries_dispatch(batch_size=self.batch_size)
         webhooks = webhook_deliveries_dispatch(batch_size=self.batch_size)
+        for pruner in self.pruners:
+            pruner.run(self)
         if email.attempted or webhooks.attempted:
             logger.info(
                 "dispatched: email %d sent, %d retrying, %d failed; "
