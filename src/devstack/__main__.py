@@ -32,6 +32,12 @@ def main(argv: list[str]) -> int:
         "bench", help="flash-sale benchmark (docs/performance/benchmark.md); --help for options"
     )
 
+    commands.add_parser(
+        "soak",
+        help="table sizes and the booking rate under a long mixed load "
+        "(docs/operations/retention.md); --help",
+    )
+
     pytest_args: list[str] = []
     if "--" in argv:
         split = argv.index("--")
@@ -48,6 +54,10 @@ def main(argv: list[str]) -> int:
         from devstack.bench import main as run_bench
 
         return run_bench(argv[1:])
+    if argv[:1] == ["soak"]:
+        from devstack.soak import main as run_soak
+
+        return run_soak(argv[1:])
     args = parser.parse_args(argv)
 
     if args.command == "up":
