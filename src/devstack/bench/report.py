@@ -135,7 +135,7 @@ def chart(
     if not sale:
         return
     t0 = sale[0].start_us
-    fig, (answers, latency, cores) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig, (answers, latency, cores) = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
     for status, color, label in ((201, "tab:green", "booked (201)"),
                                  (409, "tab:orange", "sold out (409)")):  # fmt: skip
         chosen = [s for s in sale if s.status == status]
@@ -160,7 +160,7 @@ def chart(
     for axis in (answers, latency, cores):
         if soldout_at_us is not None:
             axis.axvline((soldout_at_us - t0) / 1e6, color="grey", linestyle="--", label="sold out")
-        axis.legend(loc="upper right", fontsize="small")
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
         axis.grid(alpha=0.3)
     answers.set_ylabel(f"answers / s ({BUCKET_SECONDS} s buckets)")
     latency.set_ylabel("latency p99 (ms)")

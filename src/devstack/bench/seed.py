@@ -132,7 +132,7 @@ LATERAL (
            CASE WHEN mod(n, 10) < 8 THEN 'confirmed' ELSE 'canceled' END AS status,
            CASE mod(n, 10) WHEN 8 THEN 'expired' WHEN 9 THEN 'user' ELSE '' END AS reason,
            least(e.starts_at, now()) - interval '1 hour'
-               - interval '1 minute' * mod(n * 7919, 43200) AS at
+               - interval '1 minute' * mod(n::bigint * 7919, 43200) AS at
 ) b
 """
 
@@ -146,7 +146,7 @@ INSERT INTO outbox_messages (message_id, type, producer, version, occurred_at, d
 SELECT gen_random_uuid(), 'booking.created', 'booking', 1, m.at, {data},
        m.at + interval '1 second', 1, ''
 FROM bookings b JOIN events e ON e.id = b.event_id,
-LATERAL (SELECT now() - interval '1 second' * mod(b.id * 7919, 43200) AS at) m
+LATERAL (SELECT now() - interval '1 second' * mod(b.id::bigint * 7919, 43200) AS at) m
 WHERE b.id > %(after)s
 """
 
