@@ -9,6 +9,11 @@ of its nearest ancestor among the roots (a web server and its workers, the postm
 its backends); what runs under the benchmark's own process (wrk, pgbench, itself) is
 `LOAD_KIND`, reported beside the stack and never in its total.
 
+A process that has ended but is not yet reaped (a zombie) reports only its main thread's
+time: harmless for the stack, whose processes that end (PostgreSQL backends) have one
+thread, but wrong for wrk's threads, which end with the run; so no window reaches past a
+run's last answer.
+
 A sampler thread reads every process every quarter of a second. A window is the widest
 pair of samples inside a run's first and last request, and it is divided by the requests
 that ended between those two samples: CPU and count cover the same time.
@@ -21,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -29,6 +34,7 @@ from devstack.bench.load import Sample
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 LOAD_KIND = "load generator"
+OTHERS_KIND = "other processes"  # the machine's, neither the stack's nor the load's
 
 
 def now_us() -> float:
@@ -102,16 +108,33 @@ def ticks_by_kind(processes: Mapping[int, ProcStat], roots: Mapping[int, str]) -
     return totals
 
 
+def parse_machine(text: str) -> dict[str, int]:
+    """The machine's line of /proc/stat (`cpu user nice system idle iowait irq softirq
+    steal ...`, clock ticks summed over every core): time busy, waiting on the disk, and
+    stolen by the hypervisor."""
+    values = [int(value) for value in text.split()[1:9]]
+    user, nice, system, _idle, iowait, irq, softirq, steal = values
+    return {"busy": user + nice + system + irq + softirq, "iowait": iowait, "steal": steal}
+
+
+def read_machine(proc: Path = Path("/proc")) -> dict[str, int]:
+    return parse_machine(Path(proc, "stat").read_text().splitlines()[0])
+
+
 @dataclass(frozen=True)
 class CpuSnapshot:
     at_us: float
     ticks: dict[str, int]
+    machine: dict[str, int] = field(default_factory=dict)
 
 
 def snapshot(roots: Mapping[int, str], proc: Path = Path("/proc")) -> CpuSnapshot:
     before = now_us()
     processes = read_processes(proc)
-    return CpuSnapshot(at_us=(before + now_us()) / 2, ticks=ticks_by_kind(processes, roots))
+    machine = read_machine(proc)
+    return CpuSnapshot(
+        at_us=(before + now_us()) / 2, ticks=ticks_by_kind(processes, roots), machine=machine
+    )
 
 
 class CpuSampler:
@@ -152,6 +175,7 @@ class CpuWindow:
     end_us: float
     ms_by_kind: dict[str, float]
     requests: int  # requests that ended inside the window
+    machine_ms: dict[str, float] = field(default_factory=dict)  # busy, iowait, steal
 
     @property
     def seconds(self) -> float:
@@ -177,7 +201,18 @@ class CpuWindow:
 
     @property
     def load_cores(self) -> float:
-        return self.ms_by_kind.get(LOAD_KIND, 0.0) / 1000 / self.seconds if self.seconds else 0.0
+        return self.cores(self.ms_by_kind.get(LOAD_KIND, 0.0))
+
+    @property
+    def other_cores(self) -> float:
+        """Cores busy with neither the stack nor the load generator: the machine's others."""
+        if "busy" not in self.machine_ms:
+            return 0.0
+        ours = sum(self.ms_by_kind.values())
+        return max(0.0, self.cores(self.machine_ms["busy"] - ours))
+
+    def cores(self, ms: float) -> float:
+        return ms / 1000 / self.seconds if self.seconds else 0.0
 
 
 def ms_between(first: CpuSnapshot, last: CpuSnapshot) -> dict[str, float]:
@@ -201,18 +236,27 @@ def cpu_window(snapshots: list[CpuSnapshot], requests: Iterable[Sample]) -> CpuW
         return None
     start, end = inside[0], inside[-1]
     ended = sum(1 for s in chosen if start.at_us < s.end_us <= end.at_us)
-    return CpuWindow(start.at_us, end.at_us, ms_between(start, end), ended)
+    machine = {
+        name: (end.machine[name] - start.machine.get(name, 0)) * 1000 / CLOCK_TICKS
+        for name in end.machine
+    }
+    return CpuWindow(start.at_us, end.at_us, ms_between(start, end), ended, machine)
 
 
 def cores_over_time(
     snapshots: list[CpuSnapshot], origin_us: float
 ) -> list[tuple[float, dict[str, float]]]:
-    """Cores busy per kind between consecutive snapshots, at seconds since `origin_us`."""
+    """Cores busy per kind (and the machine's other processes) between consecutive
+    snapshots, at seconds since `origin_us`."""
     points = []
     for before, after in itertools.pairwise(snapshots):
         seconds = (after.at_us - before.at_us) / 1e6
         if seconds <= 0:
             continue
-        cores = {kind: ms / 1000 / seconds for kind, ms in ms_between(before, after).items()}
+        by_kind = ms_between(before, after)
+        cores = {kind: ms / 1000 / seconds for kind, ms in by_kind.items()}
+        if "busy" in after.machine and "busy" in before.machine:
+            busy = (after.machine["busy"] - before.machine["busy"]) * 1000 / CLOCK_TICKS
+            cores[OTHERS_KIND] = max(0.0, busy - sum(by_kind.values())) / 1000 / seconds
         points.append(((after.at_us - origin_us) / 1e6, cores))
     return points

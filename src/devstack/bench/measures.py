@@ -93,6 +93,9 @@ def cpu_figures(window: CpuWindow | None, name: str) -> dict[str, Any]:
         },
         f"cpu_cores_busy_{name}": round(window.stack_cores, 2),
         f"load_generator_cores_{name}": round(window.load_cores, 2),
+        f"other_cores_{name}": round(window.other_cores, 2),
+        f"iowait_cores_{name}": round(window.cores(window.machine_ms.get("iowait", 0.0)), 2),
+        f"steal_cores_{name}": round(window.cores(window.machine_ms.get("steal", 0.0)), 2),
         f"cpu_window_seconds_{name}": round(window.seconds, 2),
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from devstack.bench.cpu import LOAD_KIND, CpuSnapshot, cores_over_time
+from devstack.bench.cpu import LOAD_KIND, OTHERS_KIND, CpuSnapshot, cores_over_time
 from devstack.bench.load import Sample
 from devstack.bench.measures import BUCKET_SECONDS, TARGETS, per_second_buckets, percentile
 
@@ -53,9 +53,12 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str | None]]:
         ("CPU per booking by kind (ms)", by_kind(r.get("cpu_ms_per_booking_by_kind")), None),
         ("CPU per no-op by kind (ms)", by_kind(r.get("cpu_ms_per_noop_by_kind")), None),
         (
-            "cores busy in the sale: stack / load generator",
+            "cores in the sale: stack / load generator / others; disk wait, stolen",
             f"{number(r.get('cpu_cores_busy_booking'), 2)} / "
-            f"{number(r.get('load_generator_cores_booking'), 2)} of {r['cpu_count']}",
+            f"{number(r.get('load_generator_cores_booking'), 2)} / "
+            f"{number(r.get('other_cores_booking'), 2)} of {r['cpu_count']}; "
+            f"{number(r.get('iowait_cores_booking'), 2)}, "
+            f"{number(r.get('steal_cores_booking'), 2)}",
             None,
         ),
         ("sold-out answers/s", number(r["soldout_per_s"]), None),
@@ -149,14 +152,18 @@ def chart(
                 p99[index].append(s.latency_us / 1000)
         latency.plot(times, [percentile(values, 99) for values in p99], color=color,
                      label=f"p99 {label}", drawstyle="steps-post")  # fmt: skip
-    points = cores_over_time(snapshots, t0)
-    kinds = sorted({kind for _, busy in points for kind in busy} - {LOAD_KIND})
+    # Up to the last answer: wrk's processes, once ended and before they are reaped, report
+    # only their main thread's time, and the load generator's line would dive.
+    last = max(s.end_us for s in sale)
+    points = cores_over_time([c for c in snapshots if c.at_us <= last], t0)
+    kinds = sorted({kind for _, busy in points for kind in busy} - {LOAD_KIND, OTHERS_KIND})
     if points:
         times = [at for at, _ in points]
         cores.stackplot(times, *[[busy.get(k, 0.0) for _, busy in points] for k in kinds],
                         labels=kinds, step="pre", alpha=0.8)  # fmt: skip
-        cores.plot(times, [busy.get(LOAD_KIND, 0.0) for _, busy in points], color="black",
-                   linestyle=":", label=LOAD_KIND)  # fmt: skip
+        for kind, style in ((LOAD_KIND, ":"), (OTHERS_KIND, "--")):
+            cores.plot(times, [busy.get(kind, 0.0) for _, busy in points], color="black",
+                       linestyle=style, linewidth=1, label=kind)  # fmt: skip
     for axis in (answers, latency, cores):
         if soldout_at_us is not None:
             axis.axvline((soldout_at_us - t0) / 1e6, color="grey", linestyle="--", label="sold out")

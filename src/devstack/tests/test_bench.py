@@ -21,6 +21,7 @@ from devstack.bench.cpu import (
     ProcStat,
     cpu_window,
     kinds_of,
+    parse_machine,
     parse_stat,
     read_processes,
     snapshot,
@@ -132,6 +133,26 @@ def test_a_cpu_window_divides_by_the_requests_that_ended_inside_it() -> None:
     assert window.ms_per_request == pytest.approx(30 * tick_ms / 20)
     assert window.ms_per_request_by_kind()["postgres"] == pytest.approx(10 * tick_ms / 20)
     assert window.load_cores == pytest.approx(4 * tick_ms / 1000)
+
+
+def test_the_machine_line_gives_busy_disk_wait_and_stolen_time() -> None:
+    line = "cpu  2200856 2881 484965 1558540 20941 7 34660 26130 0 0"
+    assert parse_machine(line) == {
+        "busy": 2200856 + 2881 + 484965 + 7 + 34660, "iowait": 20941, "steal": 26130,
+    }  # fmt: skip
+
+
+def test_what_the_machine_did_besides_the_stack_and_the_load_is_the_others() -> None:
+    snapshots = [
+        CpuSnapshot(0.0, {"postgres": 0, LOAD_KIND: 0}, {"busy": 0, "iowait": 0, "steal": 0}),
+        CpuSnapshot(2e6, {"postgres": 100, LOAD_KIND: 20}, {"busy": 300, "iowait": 50, "steal": 0}),
+    ]
+    window = cpu_window(snapshots, [sample(0.0, 1000), sample(1.0, 1000)])
+    assert window is not None
+    tick_s = 1 / CLOCK_TICKS
+    assert window.stack_cores == pytest.approx(100 * tick_s / 2)
+    assert window.other_cores == pytest.approx((300 - 120) * tick_s / 2)
+    assert window.cores(window.machine_ms["iowait"]) == pytest.approx(50 * tick_s / 2)
 
 
 def test_no_window_without_two_snapshots_inside_the_requests() -> None:
