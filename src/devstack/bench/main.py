@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from devstack.bench import seed
-from devstack.bench.cpu import CpuSampler, now_us
+from devstack.bench.cpu import CpuSampler, CpuSnapshot, now_us
 from devstack.bench.load import Sample, ensure_wrk, run_pgbench, run_wrk
 from devstack.bench.measures import (
     BUCKET_SECONDS,
@@ -30,6 +30,7 @@ from devstack.bench.measures import (
     percentile,
     rate,
     ratio,
+    table_stats,
 )
 from devstack.bench.report import chart, markdown
 from devstack.bench.stack import Stack, bench_stack, http_json, log
@@ -223,6 +224,7 @@ def measure(stack: Stack, wrk: str, args: argparse.Namespace, ready: Prepared) -
     sale = sampled("/api/bookings/", "book", duration_s=SALE_TIMEOUT_SECONDS,
                    event_id=ready.event_id, stop_when=soldout)  # fmt: skip
     check = correctness(stack, ready.event_id, sale.samples, args.tickets)
+    check["booking_tables_after_sale"] = table_stats(stack)
     return {
         "pgbench_tps": pgbench_tps,
         "noop": noop,
@@ -327,6 +329,7 @@ def write(results: dict[str, Any], measured: dict[str, Any], out: Path) -> Path:
     chart(results, sale.samples, measured["soldout_at_us"], sale.snapshots,
           out_dir / "flash-sale.png")  # fmt: skip
     write_samples(sale.samples, out_dir / "flash-sale-samples.csv")
+    write_cpu(sale.snapshots, out_dir / "flash-sale-cpu.csv")
     print()
     print(table)
     print(f"chart: {out_dir / 'flash-sale.png'}")
@@ -337,6 +340,17 @@ def write_samples(samples: list[Sample], path: Path) -> None:
     with path.open("w") as out:
         out.write("start_us,latency_us,status\n")
         out.writelines(f"{s.start_us:.0f},{s.latency_us:.0f},{s.status}\n" for s in samples)
+
+
+def write_cpu(snapshots: list[CpuSnapshot], path: Path) -> None:
+    """The sale's CPU samples: clock ticks so far per kind and of the machine, by time."""
+    kinds = sorted({kind for snap in snapshots for kind in snap.ticks})
+    machine = sorted({name for snap in snapshots for name in snap.machine})
+    with path.open("w") as out:
+        out.write(",".join(["at_us", *kinds, *(f"machine {name}" for name in machine)]) + "\n")
+        for snap in snapshots:
+            values = [snap.ticks.get(k, 0) for k in kinds] + [snap.machine[n] for n in machine]
+            out.write(",".join([f"{snap.at_us:.0f}", *map(str, values)]) + "\n")
 
 
 def main(argv: list[str]) -> int:

@@ -143,6 +143,20 @@ def correctness(stack: Stack, event_id: int, sale: list[Sample], total: int) -> 
     }
 
 
+def table_stats(stack: Stack) -> dict[str, dict[str, int]]:
+    """What the booking tables went through, from PostgreSQL's statistics: rows, dead rows
+    left, updates (and how many were HOT) and autovacuum/autoanalyze rounds."""
+    with psycopg.connect(stack.postgres.url("booking")) as conn:
+        rows = conn.execute(
+            "SELECT relname, n_live_tup, n_dead_tup, n_tup_upd, n_tup_hot_upd, "
+            "autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
+            "WHERE relname IN ('events', 'bookings', 'payments', 'outbox_messages') "
+            "ORDER BY relname"
+        ).fetchall()
+    names = ("live", "dead", "updated", "hot_updated", "autovacuums", "autoanalyzes")
+    return {row[0]: dict(zip(names, map(int, row[1:]), strict=True)) for row in rows}
+
+
 @dataclass(frozen=True)
 class Target:
     """A bar one figure of a run is held to (issue 13's targets)."""
