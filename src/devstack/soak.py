@@ -37,22 +37,34 @@ DEFAULT_MINUTES = 5.0
 DEFAULT_RETENTION = 60
 DEFAULT_PRUNE_INTERVAL = 10
 DEFAULT_SAMPLE_INTERVAL = 10.0
+# Half the fault suite's clients: a load the notifications dispatcher keeps up with on 2
+# cores (with 16, about 30 webhooks a second are due, it sends about 24, and its backlog
+# grows).
+DEFAULT_CUSTOMERS = 8
 # Autovacuum looks at each table this often in the soak (PostgreSQL's default is a minute):
 # a day's retention against a minute's naptime in production is, scaled to the soak's
 # minute of retention, a few seconds.
 AUTOVACUUM_NAPTIME = "5s"
-# A pruned table is flat when, over the last half of the samples after the window, it never
-# exceeds the first sample after the window by more than this fraction (plus `SLACK`, so a
-# table of a few rows or pages is not judged by one row or one page).
+# A pruned table is flat when, after the window, (1) its oldest row is never older than the
+# retention plus two prune intervals (its pruning keeps up, whatever the load does), and
+# (2) its size on disk over the last half of those samples stays within TOLERANCE (plus
+# SLACK_BYTES, a few pages) of its most before: deleted space is reused, not added to. Its row
+# count follows the load (a retention's worth), so it is shown, not judged.
 TOLERANCE = 0.25
-SLACK = {"rows": 50, "bytes": 256 * 1024}
+SLACK_BYTES = 256 * 1024
+BACKLOG_SLACK_ROWS = 50
 
 
 @dataclass(frozen=True)
 class Table:
     database: str
     name: str
-    pruned_by: str  # the worker that prunes it; empty: grows by design
+    pruned_by: str = ""  # the worker that prunes it; empty: grows by design
+    # SQL: when the oldest of its rows that pruning concerns started to age (retention
+    # counts from there); its rows still to be done, never pruned (a backlog that grows is
+    # a worker falling behind the load, not a pruning that fails).
+    aged_from: str = ""
+    backlog: str = ""
 
     @property
     def label(self) -> str:
@@ -60,16 +72,34 @@ class Table:
 
 
 TABLES = (
-    Table("booking", "outbox_messages", "booking relay"),
-    Table("booking", "idempotency_keys", "booking sweeper"),
-    Table("users", "outbox_messages", "users relay"),
-    Table("notifications", "inbox_processedmessage", "consumer"),
-    Table("notifications", "notifications_emaildelivery", "dispatcher"),
-    Table("notifications", "webhooks_webhookdelivery", "dispatcher"),
-    Table("notifications", "webhooks_webhookattempt", "dispatcher (with its delivery)"),
-    Table("booking", "bookings", ""),
-    Table("booking", "payments", ""),
-    Table("notifications", "notifications_notification", ""),
+    Table("booking", "outbox_messages", "booking relay", "min(sent_at)", "sent_at IS NULL"),
+    Table("booking", "idempotency_keys", "booking sweeper", "min(created_at)"),
+    Table("users", "outbox_messages", "users relay", "min(sent_at)", "sent_at IS NULL"),
+    Table("notifications", "inbox_processedmessage", "consumer", "min(processed_at)"),
+    Table(
+        "notifications",
+        "notifications_emaildelivery",
+        "dispatcher",
+        "min(sent_at) FILTER (WHERE status = 'sent')",
+        "status = 'pending'",
+    ),
+    Table(
+        "notifications",
+        "webhooks_webhookdelivery",
+        "dispatcher",
+        "min(delivered_at) FILTER (WHERE status = 'succeeded')",
+        "status = 'pending'",
+    ),
+    Table(
+        "notifications",
+        "webhooks_webhookattempt",
+        "dispatcher, with its delivery",
+        "(SELECT min(d.delivered_at) FROM webhooks_webhookdelivery d "
+        "JOIN webhooks_webhookattempt a ON a.delivery_id = d.id WHERE d.status = 'succeeded')",
+    ),
+    Table("booking", "bookings"),
+    Table("booking", "payments"),
+    Table("notifications", "notifications_notification"),
 )
 BOOKINGS = "booking.bookings"
 
@@ -79,28 +109,42 @@ class Sample:
     seconds: float  # since the load started
     rows: dict[str, int] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
+    oldest: dict[str, float] = field(default_factory=dict)  # seconds; of the pruned tables
+    backlog: dict[str, int] = field(default_factory=dict)  # of the tables that have one
 
 
 @dataclass(frozen=True)
 class Verdict:
     table: str
-    measure: str  # rows | bytes
-    reference: float  # the first sample after the window
-    peak: float  # the most over the last half after the window
+    oldest: float  # the oldest row seen after the window, seconds
+    oldest_limit: float
+    size_before: float  # the most bytes over the first half after the window
+    size_peak: float  # the most over the last half
+    backlog_grew: bool
     flat: bool | None  # None: not judged (too few samples)
 
 
-def judge(samples: list[Sample], *, window: float, table: str, measure: str) -> Verdict:
-    """Flat: the most a table held over the last half of the samples taken after `window`
-    is within TOLERANCE (and SLACK) of the first sample after it."""
+def judge(samples: list[Sample], *, window: float, table: Table, oldest_limit: float) -> Verdict:
+    """Whether `table` stayed flat after `window` (see TOLERANCE)."""
     after = [s for s in samples if s.seconds >= window]
-    values = [float(getattr(s, measure)[table]) for s in after]
-    if len(values) < 3:
-        return Verdict(table, measure, values[0] if values else 0.0, 0.0, None)
-    reference = values[0]
-    peak = max(values[len(values) // 2 :])
-    limit = reference * (1 + TOLERANCE) + SLACK[measure]
-    return Verdict(table, measure, reference, peak, peak <= limit)
+    oldest = max((s.oldest.get(table.label, 0.0) for s in after), default=0.0)
+    sizes = [float(s.bytes[table.label]) for s in after]
+    grew = backlog_grew(samples, table)
+    if len(after) < 4:
+        return Verdict(table.label, oldest, oldest_limit, 0.0, 0.0, grew, None)
+    half = len(sizes) // 2
+    before, peak = max(sizes[:half]), max(sizes[half:])
+    flat = oldest <= oldest_limit and peak <= before * (1 + TOLERANCE) + SLACK_BYTES
+    return Verdict(table.label, oldest, oldest_limit, before, peak, grew, flat)
+
+
+def backlog_grew(samples: list[Sample], table: Table) -> bool:
+    """Whether the rows still to be done at the end are past a few dozen and half as many
+    again as the most of the first half of the run: a worker falling behind the load."""
+    if not table.backlog or not samples:
+        return False
+    waiting = [s.backlog.get(table.label, 0) for s in samples]
+    return waiting[-1] > max(BACKLOG_SLACK_ROWS, 1.5 * max(waiting[: len(waiting) // 2 + 1]))
 
 
 def booking_rates(samples: list[Sample]) -> list[float]:
@@ -137,46 +181,52 @@ def _size(value: float) -> str:
     return f"{value:.1f} GiB"
 
 
-def table_markdown(samples: list[Sample], *, window: float) -> str:
-    """One line per table: rows and size at the window and at the end, the peak of the last
-    half, who prunes it, and the verdict."""
+def table_markdown(samples: list[Sample], *, window: float, oldest_limit: float) -> str:
+    """One line per table: who prunes it, its rows after the window and at the end, its
+    oldest row, its size, what it still has to do, and the verdict."""
     lines = [
-        "| table | pruned by | rows after window / peak of last half / end "
-        "| size after window / peak of last half / end | flat |",
-        "|---|---|---|---|---|",
+        "| table | pruned by | rows after window / end | oldest row (s) "
+        "| size: most in first half / last half / end | still to do at end | flat |",
+        "|---|---|---|---|---|---|---|",
     ]
+    after = next((s for s in samples if s.seconds >= window), samples[-1])
     last = samples[-1]
     for table in TABLES:
-        rows = judge(samples, window=window, table=table.label, measure="rows")
-        size = judge(samples, window=window, table=table.label, measure="bytes")
+        rows = f"{after.rows[table.label]:,} / {last.rows[table.label]:,}"
         if not table.pruned_by:
-            verdict = "grows by design"
-        elif rows.flat is None or size.flat is None:
-            verdict = "too short to say"
+            size = f"— / — / {_size(last.bytes[table.label])}"
+            lines.append(f"| {table.label} | — | {rows} | — | {size} | — | grows by design |")
+            continue
+        verdict = judge(samples, window=window, table=table, oldest_limit=oldest_limit)
+        if verdict.flat is None:
+            flat = "too short to say"
+        elif verdict.flat:
+            flat = "yes"
         else:
-            verdict = "yes" if rows.flat and size.flat else "**no**"
+            flat = "**no**" + (": its backlog grew" if verdict.backlog_grew else "")
+        waiting = last.backlog.get(table.label)
         lines.append(
-            f"| {table.label} | {table.pruned_by or '—'} "
-            f"| {rows.reference:,.0f} / {rows.peak:,.0f} / {last.rows[table.label]:,} "
-            f"| {_size(size.reference)} / {_size(size.peak)} / {_size(last.bytes[table.label])} "
-            f"| {verdict} |"
+            f"| {table.label} | {table.pruned_by} | {rows} "
+            f"| {verdict.oldest:.0f} (limit {oldest_limit:.0f}) "
+            f"| {_size(verdict.size_before)} / {_size(verdict.size_peak)} "
+            f"/ {_size(last.bytes[table.label])} "
+            f"| {'—' if waiting is None else f'{waiting:,}'} | {flat} |"
         )
     early, late, holds = rate_holds(samples, window=window)
     held = "too short to say" if holds is None else "yes" if holds else "**no**"
     lines.append(
-        f"| bookings/s | — | first half after window {early:.1f}, last half {late:.1f} | | {held} |"
+        f"| bookings/s | — | first half after window {early:.1f}, last half {late:.1f} "
+        f"| | | | {held} |"
     )
     return "\n".join(lines) + "\n"
 
 
-def verdicts(samples: list[Sample], *, window: float) -> dict[str, Any]:
-    tables = {}
-    for table in TABLES:
-        judged = {
-            measure: asdict(judge(samples, window=window, table=table.label, measure=measure))
-            for measure in ("rows", "bytes")
-        }
-        tables[table.label] = {"pruned_by": table.pruned_by, **judged}
+def verdicts(samples: list[Sample], *, window: float, oldest_limit: float) -> dict[str, Any]:
+    tables = {
+        table.label: asdict(judge(samples, window=window, table=table, oldest_limit=oldest_limit))
+        for table in TABLES
+        if table.pruned_by
+    }
     early, late, holds = rate_holds(samples, window=window)
     return {
         "tables": tables,
@@ -184,12 +234,11 @@ def verdicts(samples: list[Sample], *, window: float) -> dict[str, Any]:
     }
 
 
-def pruned_tables_flat(samples: list[Sample], *, window: float) -> bool:
+def pruned_tables_flat(samples: list[Sample], *, window: float, oldest_limit: float) -> bool:
     return all(
-        judge(samples, window=window, table=table.label, measure=measure).flat is not False
+        judge(samples, window=window, table=table, oldest_limit=oldest_limit).flat is not False
         for table in TABLES
         if table.pruned_by
-        for measure in ("rows", "bytes")
     )
 
 
@@ -201,11 +250,18 @@ def sample(urls: dict[str, str], seconds: float) -> Sample:
     for database in sorted({table.database for table in TABLES}):
         with psycopg.connect(urls[database], autocommit=True) as conn:
             for table in (t for t in TABLES if t.database == database):
-                rows, size = conn.execute(
-                    f"SELECT count(*), pg_total_relation_size('{table.name}') FROM {table.name}"  # noqa: S608 (names from TABLES)
-                ).fetchone() or (0, 0)
+                backlog = f"count(*) FILTER (WHERE {table.backlog})" if table.backlog else "0"
+                aged = table.aged_from or "now()"
+                rows, size, waiting, oldest = conn.execute(
+                    f"SELECT count(*), pg_total_relation_size('{table.name}'), {backlog}, "  # noqa: S608 (from TABLES)
+                    f"coalesce(extract(epoch FROM now() - {aged}), 0) FROM {table.name}"
+                ).fetchone() or (0, 0, 0, 0)
                 taken.rows[table.label] = int(rows)
                 taken.bytes[table.label] = int(size)
+                if table.backlog:
+                    taken.backlog[table.label] = int(waiting)
+                if table.aged_from:
+                    taken.oldest[table.label] = round(float(oldest), 1)
     return taken
 
 
@@ -223,7 +279,7 @@ def chart(samples: list[Sample], *, window: float, path: Path) -> None:
         size.plot(seconds, [s.bytes[table.label] / 1024 for s in samples], style, label=table.label)
     rate.plot(seconds, booking_rates(samples), color="tab:green", label="bookings/s")
     for axis in (rows, size, rate):
-        axis.axvline(window, color="grey", linestyle="--", label="retention window")
+        axis.axvline(window, color="grey", linestyle="--", label="window: judged from here")
         axis.grid(alpha=0.3)
     rows.set_ylabel("rows")
     size.set_ylabel("size on disk (KiB)")
@@ -237,6 +293,14 @@ def chart(samples: list[Sample], *, window: float, path: Path) -> None:
 
 
 # The run ---------------------------------------------------------------------------------
+
+
+def judging_window(*, retention: float, prune_interval: float) -> float:
+    """Seconds after the load starts from which a pruned table must be flat: the load's mix
+    takes about a retention to settle (the first holds expire after 20 s, then payments,
+    refunds and cancelations follow), and a table then takes a retention and an interval to
+    hold exactly its window's rows."""
+    return 2 * retention + prune_interval
 
 
 def soak_settings(*, retention: int, prune_interval: int) -> dict[str, str]:
@@ -255,7 +319,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     from devstack.chaos.workload import Workload
 
     settings = soak_settings(retention=args.retention, prune_interval=args.prune_interval)
-    window = args.retention + args.prune_interval + args.interval
+    window = judging_window(retention=args.retention, prune_interval=args.prune_interval)
+    oldest_limit = args.retention + 2 * args.prune_interval
     samples: list[Sample] = []
     print(f"==> soak: {args.minutes:g} min, retention {args.retention} s; folder {workdir}")
     with ChaosStack(workdir, seed=args.seed, settings=settings) as stack:
@@ -278,8 +343,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     for folder in ("postgres", "nats"):  # the data is what the samples say; it goes
         shutil.rmtree(workdir / folder, ignore_errors=True)
 
-    table = table_markdown(samples, window=window)
-    flat = pruned_tables_flat(samples, window=window)
+    table = table_markdown(samples, window=window, oldest_limit=oldest_limit)
+    flat = pruned_tables_flat(samples, window=window, oldest_limit=oldest_limit)
     results = {
         "minutes": args.minutes,
         "retention_seconds": args.retention,
@@ -291,7 +356,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         "settings": settings,
         "autovacuum_naptime": AUTOVACUUM_NAPTIME,
         "pruned_tables_flat": flat,
-        **verdicts(samples, window=window),
+        "oldest_limit_seconds": oldest_limit,
+        **verdicts(samples, window=window, oldest_limit=oldest_limit),
         "samples": [asdict(s) for s in samples],
     }
     (workdir / "soak.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -336,7 +402,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--interval", type=float, default=DEFAULT_SAMPLE_INTERVAL, help="seconds between samples"
     )
-    parser.add_argument("--customers", type=int, default=16, help="customer clients")
+    parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS, help="customer clients")
     parser.add_argument("--seed", type=int, default=1, help="the clients' choices")
     parser.add_argument(
         "--dir", type=Path, default=None, help="the run's folder (default .data/soak/<time>)"
