@@ -69,7 +69,6 @@ def booking_representation(booking: Booking) -> dict[str, Any]:
 
 # The fields are the schema's; the output is `booking_representation`'s.
 class BookingOutputSerializer(serializers.ModelSerializer[Booking]):
-
     event = serializers.IntegerField(source="event_id", allow_null=True)
     resource = serializers.IntegerField(source="resource_id", allow_null=True)
 
