@@ -23,10 +23,10 @@ Each booking instance takes its share of the connections (one wrk process each).
 runs 2-5 the whole stack's CPU time is sampled from /proc (`cpu`), so each is also a cost
 in CPU per request. Writes JSON, a Markdown table and a PNG chart; prints the JSON path
 last. The modules: `stack` (processes), `seed` (data), `load` (wrk, pgbench), `cpu`,
-`measures` (figures and targets), `report` (table, chart), `main` (the run).
+`measures` (figures and targets), `report` (table, chart), `run` (the run).
 """
 
-from devstack.bench.main import main
+from devstack.bench.run import main
 from devstack.bench.stack import Stack, bench_stack
 
 __all__ = ["Stack", "bench_stack", "main"]
