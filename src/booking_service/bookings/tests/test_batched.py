@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -277,3 +278,23 @@ class TestLimits:
         assert response.status_code == 413
         assert response.json()["type"] == "urn:problem:body-too-large"
         assert database_rows() == before
+
+
+@pytest.mark.django_db
+def test_a_refusal_is_not_logged_but_a_server_error_would_be(
+    customer: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    """4xx answers are the service saying no; logging each (Django's default) cost a sale
+    about 6% of its web time. 5xx answers are still logged."""
+    event = make_event(total_tickets=1)
+    with caplog.at_level(logging.DEBUG, logger="django"):
+        for _ in range(2):
+            response = Client().post(
+                "/api/bookings/",
+                {"event": event.pk, "tickets_booked": 1},
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {customer.token}",
+            )
+    assert response.status_code == 409
+    assert not [record for record in caplog.records if record.name == "django.request"]
+    assert logging.getLogger("django.request").isEnabledFor(logging.ERROR)
