@@ -14,7 +14,7 @@ lives here, and both booking paths (the regular one and the batched one) use it.
   lazily: the next buyer of the event releases it (`release_event_holds`) before being told
   it is sold out, and the sweeper releases the rest.
 - `booking.created`, the message a new hold publishes, in Python (`booking_created`) and as
-  the SQL the batched path builds it with (`booking_created_sql`), from one field list.
+  the SQL the batched path builds it with (`payload.booking_created_sql`).
 """
 
 from __future__ import annotations
@@ -301,33 +301,5 @@ def event_inventory(*, event_id: int, now: dt.datetime | None = None) -> EventIn
 
 
 def booking_created(booking: Booking) -> BookingCreated:
+    """`booking.created` of a new hold (its SQL form: `payload.booking_created_sql`)."""
     return booking_message(BookingCreated, booking)
-
-
-def booking_created_sql(*, booking: str, event: str, expires_at: str) -> str:
-    """`booking.created`'s data as a SQL `jsonb_build_object` over a new ticket hold: the
-    hold's `id`, `user_id` and `tickets` from `booking`, its event's row as `event`, and
-    `expires_at` (SQL for its text). The batched path writes its outbox rows with it; a test
-    decodes them with the message model."""
-    fields = {
-        "booking_id": f"{booking}.id",
-        "user_id": f"{booking}.user_id::text",
-        "organizer_id": f"{event}.organizer_id::text",
-        "kind": "'tickets'",
-        "event_id": f"{event}.id",
-        "event_name": f"{event}.name",
-        "resource_id": "NULL",
-        "resource_name": "NULL",
-        "tickets_booked": f"{booking}.tickets",
-        "start_time": "NULL",
-        "end_time": "NULL",
-        "status": f"'{BookingStatus.PENDING}'",
-        "expires_at": expires_at,
-        "amount": f"({event}.price_per_ticket * {booking}.tickets)::text",
-        "currency": f"{event}.currency",
-        "reason": "NULL",
-    }
-    if tuple(fields) != BookingCreated.__struct_fields__:
-        raise RuntimeError("booking_created_sql does not follow the BookingCreated model")
-    pairs = ", ".join(f"'{name}', {value}" for name, value in fields.items())
-    return f"jsonb_build_object({pairs})"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 
+from booking_service.bookings.payload import booking_created_sql
 from devstack.bench.stack import Stack, http_json
-from servicekit.messages import BookingCreated
 
 LISTING_EVENTS = 10_000
 PRELOAD_EVENTS = 100_000
@@ -168,30 +168,17 @@ WHERE e.id = s.event_id
 """
 
 
-def booking_created_json(*, booking: str, event: str) -> str:
-    """`booking.created`'s data for a stored booking, as the batched path writes it."""
-    fields = {
-        "booking_id": f"{booking}.id",
-        "user_id": f"{booking}.user_id::text",
-        "organizer_id": f"{event}.organizer_id::text",
-        "kind": "'tickets'",
-        "event_id": f"{event}.id",
-        "event_name": f"{event}.name",
-        "resource_id": "NULL",
-        "resource_name": "NULL",
-        "tickets_booked": f"{booking}.tickets_booked",
-        "start_time": "NULL",
-        "end_time": "NULL",
-        "status": "'pending'",
-        "expires_at": f"to_char({booking}.expires_at AT TIME ZONE 'UTC', {ISO_UTC})",
-        "amount": f"{booking}.amount::text",
-        "currency": f"{booking}.currency",
-        "reason": "NULL",
-    }
-    if tuple(fields) != BookingCreated.__struct_fields__:
-        raise RuntimeError("booking_created_json does not follow the BookingCreated model")
-    pairs = ", ".join(f"'{name}', {value}" for name, value in fields.items())
-    return f"jsonb_build_object({pairs})"
+def stored_booking_created(*, booking: str, event: str) -> str:
+    """`booking.created`'s data for a stored booking (`booking`, `event`: the rows' aliases),
+    as the batched path writes it."""
+    return booking_created_sql(
+        booking_id=f"{booking}.id",
+        user_id=f"{booking}.user_id",
+        tickets=f"{booking}.tickets_booked",
+        amount=f"{booking}.amount",
+        event=event,
+        expires_at=f"to_char({booking}.expires_at AT TIME ZONE 'UTC', {ISO_UTC})",
+    )
 
 
 def store_bookings(
@@ -216,7 +203,10 @@ def store_bookings(
             "after": after,
         }
         written = conn.execute(BOOKINGS_SQL, params).rowcount
-        conn.execute(OUTBOX_SQL.format(data=booking_created_json(booking="b", event="e")), params)
+        conn.execute(
+            OUTBOX_SQL.format(data=stored_booking_created(booking="b", event="e")),
+            params,
+        )
         conn.execute(PAYMENTS_SQL, params)
         conn.execute(SOLD_SQL, params)
     return written

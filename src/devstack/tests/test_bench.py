@@ -30,7 +30,7 @@ from devstack.bench.cpu import (
 from devstack.bench.load import Sample
 from devstack.bench.measures import judge, per_second_buckets
 from devstack.bench.report import markdown, title
-from devstack.bench.seed import booking_created_json, token_subject
+from devstack.bench.seed import stored_booking_created, token_subject
 from servicekit.messages import BookingCreated
 from servicekit.messages.envelope import message_convert
 
@@ -234,12 +234,12 @@ def test_a_token_names_its_customer() -> None:
 def test_the_preloaded_outbox_rows_decode_as_the_message_model() -> None:
     """The data the preload writes in SQL is a `booking.created` a consumer accepts."""
     row = (
-        f"SELECT {booking_created_json(booking='b', event='e')} FROM "  # noqa: S608
+        f"SELECT {stored_booking_created(booking='b', event='e')} FROM "  # noqa: S608
         "(VALUES (7, '5b0c2c55-3a4e-4b7e-9d4c-2f1b7c1f0a11'::uuid, 3,"
         " '2026-05-01 20:10:00+02'::timestamptz, 75.00::numeric(12, 2), 'USD'))"
         " AS b(id, user_id, tickets_booked, expires_at, amount, currency),"
-        " (VALUES (42, 'd3b07384-d9a0-4c1b-8e2a-6b3f1c0e9f10'::uuid, 'Past event 1'))"
-        " AS e(id, organizer_id, name)"
+        " (VALUES (42, 'd3b07384-d9a0-4c1b-8e2a-6b3f1c0e9f10'::uuid, 'Past event 1', 'USD'))"
+        " AS e(id, organizer_id, name, currency)"
     )
     with connection.cursor() as cursor:
         cursor.execute(row)

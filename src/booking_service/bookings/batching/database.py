@@ -32,6 +32,7 @@ from psycopg import errors
 from booking_service.bookings import inventory
 from booking_service.bookings.batching.batcher import Ask, Decided, SoldOut
 from booking_service.bookings.models import Booking, BookingKind, BookingStatus
+from booking_service.bookings.payload import booking_created_sql
 from servicekit.errors import Problem
 from servicekit.messages import BookingCreated, encode_datetime
 from servicekit.outbox.models import OutboxMessage
@@ -55,7 +56,14 @@ BATCH_SQL = (
         outbox=OutboxMessage._meta.db_table,
         message_id=OutboxMessage._meta.get_field("message_id").column,
         on_sale=inventory.on_sale_sql(now="clock_timestamp()", table="locked"),
-        booking_created=inventory.booking_created_sql(booking="g", event="l", expires_at="$6"),
+        booking_created=booking_created_sql(
+            booking_id="g.id",
+            user_id="g.user_id",
+            tickets="g.tickets",
+            amount="l.price_per_ticket * g.tickets",
+            event="l",
+            expires_at="$6",
+        ),
     )
 )
 _PREPARED = "turnstile_book_batch"
