@@ -38,6 +38,17 @@ def main(argv: list[str]) -> int:
         "(docs/operations/retention.md); --help",
     )
 
+    commands.add_parser(
+        "deploy-check",
+        help="render the Helm chart and validate it and compose.yaml offline "
+        "(docs/operations/deployment.md)",
+    )
+
+    commands.add_parser(
+        "image-test",
+        help="build the container image and run the README's walkthrough against it; --help",
+    )
+
     pytest_args: list[str] = []
     if "--" in argv:
         split = argv.index("--")
@@ -58,6 +69,14 @@ def main(argv: list[str]) -> int:
         from devstack.soak import main as run_soak
 
         return run_soak(argv[1:])
+    if argv[:1] == ["deploy-check"]:
+        from devstack.deploy.check import main as run_deploy_check
+
+        return run_deploy_check(argv[1:])
+    if argv[:1] == ["image-test"]:
+        from devstack.deploy.image import main as run_image_test
+
+        return run_image_test(argv[1:])
     args = parser.parse_args(argv)
 
     if args.command == "up":
