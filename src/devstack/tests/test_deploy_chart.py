@@ -1,0 +1,110 @@
+"""deploy-check on the Helm chart: the chart as committed passes, and each kind of mistake
+made in a copy of it (a misspelt field, a writable root, a wrong CRD value, a missing probe,
+a schema that lets a bad value through) is caught by the check that names it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.deploy import chart
+from devstack.deploy.check import main
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict[str, Any]]:
+    return chart.render()
+
+
+def broken(tmp_path: Path, file: str, old: str, new: str) -> Path:
+    """A copy of the chart with one change, which must apply."""
+    copy = tmp_path / "turnstile"
+    shutil.copytree(chart.CHART, copy)
+    path = copy / file
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {file}"
+    path.write_text(text.replace(old, new))
+    return copy
+
+
+def test_the_chart_passes_every_check(manifests: list[dict[str, Any]]) -> None:
+    for version in chart.KUBERNETES_VERSIONS:
+        assert chart.kubernetes_problems(manifests, version) == []
+    assert chart.cnpg_problems(manifests) == []
+    assert chart.security_problems(manifests) == []
+    assert chart.rule_problems(manifests, {}) == []
+    assert chart.refused_values() == []
+
+
+def test_a_misspelt_field_fails_the_strict_kubernetes_schemas(tmp_path: Path) -> None:
+    copy = broken(tmp_path, "templates/web.yaml", "revisionHistoryLimit:", "revisionHistoryLimt:")
+    problems = chart.kubernetes_problems(chart.render(chart=copy), chart.KUBERNETES_VERSIONS[0])
+    assert problems
+    assert all(p.startswith("Deployment/ts-turnstile-") for p in problems)
+    assert "revisionHistoryLimt" in problems[0]
+
+
+def test_a_writable_root_filesystem_is_refused(tmp_path: Path) -> None:
+    copy = broken(
+        tmp_path,
+        "templates/_helpers.tpl",
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesystem: false",
+    )
+    problems = chart.security_problems(chart.render(chart=copy))
+    assert (
+        "Deployment/ts-turnstile-users container users-web: the root filesystem is writable"
+        in problems
+    )
+
+
+def test_a_value_the_cnpg_crd_does_not_allow_is_refused(tmp_path: Path) -> None:
+    copy = broken(
+        tmp_path,
+        "templates/cnpg.yaml",
+        "databaseReclaimPolicy: retain",
+        "databaseReclaimPolicy: keep",
+    )
+    problems = chart.cnpg_problems(chart.render(chart=copy))
+    assert len(problems) == 3
+    assert problems[0].startswith("Database/ts-turnstile-users: spec/databaseReclaimPolicy: 'keep'")
+
+
+def test_a_field_the_cnpg_crd_does_not_know_is_refused(tmp_path: Path) -> None:
+    copy = broken(tmp_path, "templates/cnpg.yaml", "  instances: {{ .instances }}", "  replicas: 3")
+    problems = chart.cnpg_problems(chart.render(chart=copy))
+    assert any(
+        "Cluster/ts-turnstile-pg" in p and "'replicas' was unexpected" in p for p in problems
+    )
+
+
+def test_a_worker_without_its_heartbeat_probe_is_reported(tmp_path: Path) -> None:
+    copy = broken(
+        tmp_path, "templates/workers.yaml", "          livenessProbe:", "          readinessProbe:"
+    )
+    manifests = chart.render(chart=copy)
+    assert "Deployment/ts-turnstile-booking-sweeper: no container has a liveness probe" in (
+        chart.security_problems(manifests)
+    )
+    assert any(
+        p.startswith("booking-sweeper: the liveness probe")
+        for p in chart.rule_problems(manifests, {})
+    )
+
+
+def test_a_schema_that_allows_a_transaction_pooler_is_reported(tmp_path: Path) -> None:
+    copy = broken(tmp_path, "values.schema.json", '"const": "session",', '"type": "string",')
+    assert chart.refused_values(copy) == ["a pooler in transaction mode"]
+
+
+def test_the_command_fails_on_a_broken_chart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = broken(tmp_path, "templates/web.yaml", "containerPort:", "containerPorts:")
+    assert main(["--chart", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  Kubernetes 1.30.0 schemas, strict (default)" in out
+    assert out.splitlines()[-1].startswith("deploy-check: 15 checks, ")
