@@ -31,6 +31,8 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 # kubernetes-validate knows: an API removed since, or a field added since, fails one.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 
+LINT_WARNING = 2  # helm lint's severities: 1 info, 2 warning, 3 error
+
 RELEASE = "ts"
 NAMESPACE = "turnstile"
 
@@ -89,6 +91,14 @@ def render(values: dict[str, Any] | None = None, chart: Path = CHART) -> list[di
         for manifest in yaml.safe_load_all(rendered[source])
         if manifest
     ]
+
+
+def lint_problems(chart: Path = CHART) -> list[str]:
+    """`helm lint --strict` on the oldest supported Kubernetes: warnings count."""
+    report = helm_python.lint(chart, strict=True, kube_version=f"v{KUBERNETES_VERSIONS[0]}")
+    findings = [m for m in report["messages"] if m["severity"] >= LINT_WARNING]
+    messages = [f"{m['path']}: {m['error']}" for m in findings] + list(report["errors"])
+    return list(dict.fromkeys(messages))
 
 
 def refused_values(chart: Path = CHART) -> list[str]:

@@ -37,7 +37,7 @@ def attempt(name: str, run: Callable[[], list[str]], detail: str = "") -> Result
 
 
 def chart_results(chart_dir: Path) -> list[Result]:
-    results = []
+    results = [attempt("helm lint --strict", lambda: chart.lint_problems(chart_dir))]
     for label, values in chart.VALUE_SETS.items():
         try:
             manifests = chart.render(values, chart_dir)

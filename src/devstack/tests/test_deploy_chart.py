@@ -37,6 +37,7 @@ def test_the_chart_passes_every_check(manifests: list[dict[str, Any]]) -> None:
     assert chart.security_problems(manifests) == []
     assert chart.rule_problems(manifests, {}) == []
     assert chart.refused_values() == []
+    assert chart.lint_problems() == []
 
 
 def test_a_misspelt_field_fails_the_strict_kubernetes_schemas(tmp_path: Path) -> None:
@@ -107,4 +108,4 @@ def test_the_command_fails_on_a_broken_chart(
     assert main(["--chart", str(copy)]) == 1
     out = capsys.readouterr().out
     assert "FAIL  Kubernetes 1.30.0 schemas, strict (default)" in out
-    assert out.splitlines()[-1].startswith("deploy-check: 15 checks, ")
+    assert out.splitlines()[-1].startswith("deploy-check: 16 checks, ")
