@@ -88,6 +88,7 @@ def render(values: dict[str, Any] | None = None, chart: Path = CHART) -> list[di
     return [
         manifest
         for source in sorted(rendered)
+        if source.endswith((".yaml", ".yml"))  # as Helm: NOTES.txt is printed, not applied
         for manifest in yaml.safe_load_all(rendered[source])
         if manifest
     ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import helm_python
+import yaml
 
 from devstack.deploy import chart, compose
 
@@ -41,7 +42,7 @@ def chart_results(chart_dir: Path) -> list[Result]:
     for label, values in chart.VALUE_SETS.items():
         try:
             manifests = chart.render(values, chart_dir)
-        except helm_python.HelmError as error:
+        except (helm_python.HelmError, yaml.YAMLError) as error:
             results.append(Result(f"chart renders ({label} values)", [str(error)]))
             continue
         results.append(Result(f"chart renders ({label} values)", [], f"{len(manifests)} manifests"))

@@ -109,3 +109,13 @@ def test_the_command_fails_on_a_broken_chart(
     out = capsys.readouterr().out
     assert "FAIL  Kubernetes 1.30.0 schemas, strict (default)" in out
     assert out.splitlines()[-1].startswith("deploy-check: 16 checks, ")
+
+
+def test_a_template_that_is_not_yaml_fails_its_render(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = broken(
+        tmp_path, "templates/web.yaml", "revisionHistoryLimit: 5", "revisionHistoryLimit: 5: 6"
+    )
+    assert main(["--chart", str(copy)]) == 1
+    assert "FAIL  chart renders (default values)" in capsys.readouterr().out
