@@ -6,7 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
 from django.conf import settings
+from django.db.models import Count, Window
+from django.db.models.expressions import RawSQL
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -65,6 +68,44 @@ def booking_representation(booking: Booking) -> dict[str, Any]:
         "confirmed_at": _iso(booking.confirmed_at),
         "canceled_at": _iso(booking.canceled_at),
     }
+
+
+def _iso_sql(column: str) -> str:
+    """`_iso` in SQL: the fraction only when there is one, as Python's `isoformat` writes it."""
+    return (
+        f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN mod(date_part('microseconds', {column})::bigint, 1000000) = 0 THEN ''"
+        f" ELSE to_char({column}, '.US') END || 'Z'"
+    )
+
+
+# `booking_representation` built by PostgreSQL, as JSON text: a list page is read with no
+# model, no datetime and no dictionary made per row, and goes out as PostgreSQL wrote it
+# (a test holds the two equal, row for row).
+BOOKING_JSON_SQL = "json_build_object({})::text".format(
+    ", ".join(
+        f"'{key}', {sql}"
+        for key, sql in {
+            "id": "bookings.id",
+            "kind": "bookings.kind",
+            "user_id": "bookings.user_id::text",
+            "event": "bookings.event_id",
+            "tickets_booked": "bookings.tickets_booked",
+            "resource": "bookings.resource_id",
+            "start_time": _iso_sql("bookings.start_time"),
+            "end_time": _iso_sql("bookings.end_time"),
+            "status": "bookings.status",
+            "cancel_reason": "bookings.cancel_reason",
+            "expires_at": _iso_sql("bookings.expires_at"),
+            "amount": "bookings.amount::text",
+            "currency": "bookings.currency",
+            "created_at": _iso_sql("bookings.created_at"),
+            "updated_at": _iso_sql("bookings.updated_at"),
+            "confirmed_at": _iso_sql("bookings.confirmed_at"),
+            "canceled_at": _iso_sql("bookings.canceled_at"),
+        }.items()
+    )
+)
 
 
 # The fields are the schema's; the output is `booking_representation`'s.
@@ -193,8 +234,13 @@ class BookingListCreateApi(BookingCreateApi):
             status=params.get("status"),
         )
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(bookings, request, view=self)
-        return paginator.get_paginated_response(BookingOutputSerializer(page, many=True).data)
+        # A constant of this module, no input in it.
+        document = RawSQL(BOOKING_JSON_SQL, ())  # noqa: S611
+        rows = bookings.annotate(document=document, total=Window(Count("*"))).values_list(
+            "document", "total"
+        )
+        page = paginator.paginate_counted(rows, request)
+        return paginator.get_paginated_response([orjson.Fragment(text) for text in page])
 
 
 class BookingDetailApi(APIView):

@@ -30,7 +30,10 @@ def number(value: Any, digits: int = 0) -> str:
 def rows(r: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     """(measure, value, the key of its target) in the order of the table."""
     listing = f"events list, page of 50 of {r['listing_events']:,} (req/s)"
-    collector = f"a customer's bookings list, {r['my_bookings_count']:,} bookings (req/s)"
+    collector = (
+        f"a customer's bookings list, {r['my_bookings_count']:,} bookings, "
+        f"{r.get('my_bookings_connections', r['connections'])} connections (req/s)"
+    )
     table: list[tuple[str, str, str | None]] = [
         ("pgbench booking transaction (tps)", number(r["pgbench_tps"]), None),
         ("authenticated no-op (req/s)", number(r["noop_rps"]), None),

@@ -50,6 +50,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--seconds", type=int, default=10, help="pgbench, no-op and list runs (each)"
     )
+    parser.add_argument(
+        "--list-connections",
+        type=int,
+        default=8,
+        help="connections of the customer's bookings list run (one customer's token)",
+    )
     parser.add_argument("--soldout-seconds", type=float, default=5.0)
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="server workers per instance")
@@ -215,9 +221,13 @@ def measure(stack: Stack, wrk: str, args: argparse.Namespace, ready: Prepared) -
     listing = sampled("/api/events/?page_size=50", "get", duration_s=args.seconds)
     log(f"    {rate(listing.ok()):.0f} req/s ({len(listing.samples) - len(listing.ok())} not 200)")
 
-    log(f"4/5 a customer's bookings list ({seed.COLLECTOR_BOOKINGS:,} bookings)")
+    log(
+        f"4/5 a customer's bookings list ({seed.COLLECTOR_BOOKINGS:,} bookings), "
+        f"{args.list_connections} connections"
+    )
     collector = sampled("/api/bookings/", "get", duration_s=args.seconds,
-                        tokens_file=ready.collector_file)  # fmt: skip
+                        tokens_file=ready.collector_file,
+                        connections=args.list_connections)  # fmt: skip
     log(f"    {rate(collector.ok()):.0f} req/s")
 
     log(f"5/5 flash sale: {args.tickets:,} tickets")
@@ -297,6 +307,7 @@ def assemble(
         "preloaded_bookings": ready.preloaded,
         "preload_seconds": round(ready.preload_seconds, 1),
         "my_bookings_count": seed.COLLECTOR_BOOKINGS,
+        "my_bookings_connections": args.list_connections,
         "listing_events": seed.LISTING_EVENTS,
         "tickets": args.tickets,
         "customers": ready.customers,

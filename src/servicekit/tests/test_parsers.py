@@ -285,9 +285,22 @@ class TestPathIds:
 
 
 class TestPagination:
+    """Both ways of paginating give the same answers: `paginate_queryset` (a count, then the
+    page) and `paginate_counted` (rows that carry the list's total)."""
+
+    @pytest.fixture(autouse=True, params=["queryset", "counted"])
+    def _way(self, request: pytest.FixtureRequest) -> None:
+        self.way = request.param
+
     def paginate(self, query: str, items: int = 25) -> list[Any] | None:
         request = Request(RequestFactory().get(f"/?{query}"))
-        return PageNumberPagination().paginate_queryset(list(range(items)), request)
+        paginator = PageNumberPagination()
+        if self.way == "counted":
+            page = paginator.paginate_counted([(n, items) for n in range(items)], request)
+        else:
+            page = paginator.paginate_queryset(list(range(items)), request)
+        self.count = paginator.page.paginator.count
+        return page
 
     @pytest.mark.parametrize(
         ("query", "field"),
@@ -315,8 +328,15 @@ class TestPagination:
 
     def test_pages(self) -> None:
         assert self.paginate("page=2&page_size=10") == list(range(10, 20))
+        assert self.count == 25
         assert self.paginate("page_size=100") == list(range(25))
         assert self.paginate("") == list(range(20))
+
+    def test_an_empty_list_has_an_empty_first_page(self) -> None:
+        assert self.paginate("", items=0) == []
+        assert self.count == 0
+        with pytest.raises(NotFound):
+            self.paginate("page=2", items=0)
 
     def test_schema_documents_the_bounds(self) -> None:
         parameters = {

@@ -180,12 +180,14 @@ def drf_representation(booking: Booking) -> dict[str, Any]:
 @pytest.mark.django_db
 def test_one_representation_of_a_booking(customer: Caller) -> None:
     """`booking_representation` (every bookings endpoint's output) is what DRF would make of
-    the serializer's fields, for a hold, a confirmed, a canceled and a slot booking."""
+    the serializer's fields, for a hold, a confirmed, a canceled and a slot booking; and the
+    list's rows, which PostgreSQL builds (`BOOKING_JSON_SQL`), are the same, with and
+    without a fraction of a second in the times."""
     event = make_event(total_tickets=10, price="12.50")
     hold = booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=3)
     confirmed = booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=1)
     Booking.objects.filter(pk=confirmed.pk).update(
-        status=BookingStatus.CONFIRMED, confirmed_at=timezone.now()
+        status=BookingStatus.CONFIRMED, confirmed_at=timezone.now().replace(microsecond=0)
     )
     canceled = booking_create_tickets(user_id=customer.id, event_id=event.pk, tickets_booked=1)
     booking_cancel(booking_id=canceled.pk, actor=Actor(id=customer.id))
@@ -194,8 +196,11 @@ def test_one_representation_of_a_booking(customer: Caller) -> None:
     slot = booking_create_slot(
         user_id=customer.id, resource_id=resource.pk, start_time=start, end_time=end
     )
-    for booking in Booking.objects.filter(pk__in=[hold.pk, confirmed.pk, canceled.pk, slot.pk]):
+    bookings = Booking.objects.filter(pk__in=[hold.pk, confirmed.pk, canceled.pk, slot.pk])
+    for booking in bookings:
         assert booking_representation(booking) == drf_representation(booking)
+    listed = customer.client().get("/api/bookings/").json()["results"]
+    assert listed == [booking_representation(b) for b in bookings.order_by("-created_at")]
 
 
 # Bodies the parser refuses; EVENT stands for a real event's id.
