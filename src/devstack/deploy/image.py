@@ -402,8 +402,9 @@ def run_stack(options: argparse.Namespace, folder: Path, report: Report) -> None
             check_outcome(run, ports, backing.mail_dir, report)
             if options.keep:
                 print(f"==> kept running: ports {ports}; Ctrl-C stops and removes it", flush=True)
-                while True:
-                    time.sleep(3600)
+                with contextlib.suppress(KeyboardInterrupt):  # the way a kept run ends
+                    while True:
+                        time.sleep(3600)
             stop_gracefully(containers, report)
         finally:
             containers.remove_all()
