@@ -19,6 +19,7 @@ INSTALLED_APPS = [
     "booking_service.resources",
     "booking_service.bookings",
     "booking_service.payments",
+    "booking_service.tickets",
     "booking_service.actions",  # flows across the apps, and the sweeper command
 ]
 

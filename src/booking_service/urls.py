@@ -1,8 +1,16 @@
 from booking_service.api.batched import BatchedBookings
 from booking_service.api.bookings import BookingCreateApi, BookingDetailApi, BookingListCreateApi
+from booking_service.api.checkins import CheckInApi, CheckInSummaryApi
 from booking_service.api.events import EventCreateApi, EventDetailApi, EventListCreateApi
 from booking_service.api.payments import PaymentDetailApi, PaymentListCreateApi
+from booking_service.api.reports import AttendeesApi, AttendeesCsvApi, SalesApi
 from booking_service.api.resources import AvailabilityApi, ResourceDetailApi, ResourceListCreateApi
+from booking_service.api.tickets import (
+    BookingTicketsApi,
+    EventStaffApi,
+    EventStaffDetailApi,
+    TicketJwksApi,
+)
 from servicekit.urls import common_urlpatterns, route
 
 urlpatterns = [
@@ -21,6 +29,24 @@ urlpatterns = [
     route("api/resources", ResourceListCreateApi.as_view(), name="resource-list"),
     route("api/resources/<int:pk>", ResourceDetailApi.as_view(), name="resource-detail"),
     route("api/availability", AvailabilityApi.as_view(), name="availability"),
+    # Tickets and check-in.
+    route(".well-known/jwks.json", TicketJwksApi.as_view(), name="ticket-jwks"),
+    route("api/bookings/<int:pk>/tickets", BookingTicketsApi.as_view(), name="booking-tickets"),
+    route("api/events/<int:pk>/staff", EventStaffApi.as_view(), name="event-staff"),
+    route(
+        "api/events/<int:pk>/staff/<uuid:user_id>",
+        EventStaffDetailApi.as_view(),
+        name="event-staff-detail",
+    ),
+    route("api/checkins", CheckInApi.as_view(), name="checkins"),
+    route(
+        "api/events/<int:pk>/checkins/summary",
+        CheckInSummaryApi.as_view(),
+        name="checkin-summary",
+    ),
+    route("api/events/<int:pk>/attendees", AttendeesApi.as_view(), name="event-attendees"),
+    route("api/events/<int:pk>/attendees.csv", AttendeesCsvApi.as_view(), name="attendees-csv"),
+    route("api/events/<int:pk>/sales", SalesApi.as_view(), name="event-sales"),
 ]
 
 handler400 = "servicekit.problems.handler400"

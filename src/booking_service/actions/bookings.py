@@ -13,6 +13,7 @@ from booking_service.bookings import inventory
 from booking_service.bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, CancelReason
 from booking_service.bookings.services import Actor, get_own_booking, relock_booking
 from booking_service.payments.selectors import refundable_payment_ids
+from booking_service.tickets.services import tickets_void
 from servicekit.errors import Conflict
 
 
@@ -73,6 +74,7 @@ def booking_cancel(*, booking_id: int, actor: Actor) -> Booking:
             inventory.return_tickets(event_id=booking.event.pk, tickets=returned)
             booking.event.available_tickets += returned
         inventory.end_holds([booking], reason=reason, now=now)
+        tickets_void(booking_ids=[booking.pk], now=now)
         refunds = refundable_payment_ids([booking.pk])
     for payment_id in refunds:
         payment_refund(payment_id=payment_id, reason="booking_canceled")

@@ -14,6 +14,7 @@ from booking_service.events.messages import event_canceled_message, event_messag
 from booking_service.events.models import Event, EventStatus
 from booking_service.events.services import check_future
 from booking_service.payments.selectors import refundable_payment_ids
+from booking_service.tickets.services import tickets_void
 from servicekit.errors import Conflict
 from servicekit.messages import EventUpdated
 from servicekit.outbox.services import outbox_emit
@@ -64,7 +65,9 @@ def event_cancel(*, event_id: int) -> Event:
             booking.event = event
         # The counter is saved with the status below; the messages show it.
         event.available_tickets += sum(booking.tickets_booked or 0 for booking in bookings)
-        inventory.end_holds(bookings, reason=CancelReason.EVENT_CANCELED, now=timezone.now())
+        now = timezone.now()
+        inventory.end_holds(bookings, reason=CancelReason.EVENT_CANCELED, now=now)
+        tickets_void(booking_ids=[booking.pk for booking in bookings], now=now)
         refunds = refundable_payment_ids([booking.pk for booking in bookings])
         event.status = EventStatus.CANCELED
         event.save(update_fields=["status", "available_tickets", "updated_at"])

@@ -32,6 +32,7 @@ from booking_service.bookings.models import Booking, BookingStatus
 from booking_service.payments.messages import payment_message
 from booking_service.payments.models import Payment, PaymentStatus
 from booking_service.payments.providers import ChargeResult, get_payment_provider
+from booking_service.tickets.services import tickets_issue
 from servicekit.errors import Conflict, NotFound, Unprocessable
 from servicekit.messages import BookingConfirmed, PaymentFailed, PaymentRefunded, PaymentSucceeded
 from servicekit.outbox.services import outbox_emit
@@ -201,6 +202,7 @@ def _payment_settle(*, payment_id: int, result: ChargeResult) -> PaymentResult:
             booking.status = BookingStatus.CONFIRMED
             booking.confirmed_at = now
             booking.save(update_fields=["status", "confirmed_at", "updated_at"])
+            tickets_issue(booking=booking)
             outbox_emit(payment_message(PaymentSucceeded, payment))
             outbox_emit(booking_message(BookingConfirmed, booking))
             return PaymentResult(payment, PaymentOutcome.CONFIRMED)

@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import threading
 from datetime import timedelta
 
-import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from servicekit.signing import KeyRing
 from users_service.tokens.models import SigningKey
 
-_private_keys: dict[str, Ed25519PrivateKey] = {}
-_lock = threading.Lock()
-
-
-def _pem_password() -> bytes:
-    # Private keys at rest are encrypted with a key derived from SECRET_KEY, so a database
-    # dump alone cannot sign tokens.
-    return hashlib.sha256(b"turnstile-signing-key:" + settings.SECRET_KEY.encode()).digest()
-
-
-def _kid_for(public_raw: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(public_raw).digest()[:12]).decode().rstrip("=")
+# The purpose is part of the at-rest encryption key: it must not change, or stored keys can
+# no longer be read.
+_keys = KeyRing("turnstile-signing-key")
 
 
 def signing_key_create() -> SigningKey:
-    private = Ed25519PrivateKey.generate()
-    public = private.public_key()
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    kid = _kid_for(raw)
-    jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(public))
-    jwk.update({"kid": kid, "alg": "EdDSA", "use": "sig"})
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(_pem_password()),
+    new = _keys.generate()
+    return SigningKey.objects.create(
+        kid=new.kid, private_key_pem=new.private_key_pem, public_jwk=new.public_jwk
     )
-    key = SigningKey.objects.create(kid=kid, private_key_pem=pem, public_jwk=jwk)
-    with _lock:
-        _private_keys[kid] = private
-    return key
 
 
 def signing_key_active() -> SigningKey:
@@ -71,16 +46,7 @@ def signing_key_rotate() -> SigningKey:
 
 
 def signing_key_private(key: SigningKey) -> Ed25519PrivateKey:
-    with _lock:
-        cached = _private_keys.get(key.kid)
-    if cached is not None:
-        return cached
-    loaded = serialization.load_pem_private_key(bytes(key.private_key_pem), _pem_password())
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise TypeError(f"signing key {key.kid} is not Ed25519")
-    with _lock:
-        _private_keys[key.kid] = loaded
-    return loaded
+    return _keys.private(kid=key.kid, private_key_pem=bytes(key.private_key_pem))
 
 
 def published_keys_cutoff() -> timedelta:
