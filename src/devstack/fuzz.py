@@ -38,7 +38,7 @@ from typing import Any
 
 from devstack.paths import ROOT, free_port
 from devstack.process import popen_owned
-from devstack.services import Service, available_services
+from devstack.services import Service, api_services, available_services
 from devstack.stack import manage_argv, migrate, seed, server_argv
 
 CONFIG = ROOT / "schemathesis.toml"
@@ -354,7 +354,7 @@ def fuzz_stack(
     outcomes: list[Outcome] = []
     rounds = -(-seconds // ROUND_SECONDS)
     open_sessions(stack, victim_rounds=rounds)
-    for service in services or list(stack.ports):
+    for service in services or [s.name for s in api_services() if s.name in stack.ports]:
         remaining = seconds
         for index in range(rounds):
             span = min(remaining, ROUND_SECONDS)

@@ -64,5 +64,17 @@ ALL_SERVICES: tuple[Service, ...] = (
 )
 
 
+# The pages people use (events, checkout, tickets, the organizer's dashboard, the door
+# scanner), in front of the three APIs, which it calls like any client. Apart from
+# ALL_SERVICES because it publishes no API: the fuzzer and the container image's roles are
+# the API services'.
+WEB_SERVICE = Service("web", "web_service", 8080)
+
+
 def available_services() -> list[Service]:
+    return [service for service in (*ALL_SERVICES, WEB_SERVICE) if service.exists()]
+
+
+def api_services() -> list[Service]:
+    """The available services that publish an HTTP API (and its OpenAPI schema)."""
     return [service for service in ALL_SERVICES if service.exists()]

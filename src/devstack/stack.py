@@ -32,7 +32,7 @@ from devstack.process import (
     stop_all,
     stop_on_signals,
 )
-from devstack.services import Service, available_services
+from devstack.services import WEB_SERVICE, Service, available_services
 from devstack.watched import WatchedNats, WatchedPostgres, WatchedServer
 
 HOST = os.environ.get("TURNSTILE_HOST", "127.0.0.1")
@@ -165,8 +165,12 @@ def seed(services: list[Service], envs: dict[str, dict[str, str]]) -> dict[str, 
 
 def banner(services: list[Service], context: dict[str, Any], nats_url: str) -> str:
     lines = ["", "Turnstile is up.", ""]
-    for service in services:
+    # The pages first: the address a person opens.
+    for service in sorted(services, key=lambda s: s.name != WEB_SERVICE.name):
         base = f"http://127.0.0.1:{service.port}"
+        if service.name == WEB_SERVICE.name:
+            lines.append(f"  {service.name:<14} {base}/   open this in a browser")
+            continue
         lines.append(
             f"  {service.name:<14} {base}   docs {base}/api/docs/   ready {base}/health/ready"
         )

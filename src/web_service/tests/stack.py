@@ -1,0 +1,211 @@
+"""A whole stack for the web service's tests: every service and worker as real processes on
+free ports, fresh databases on the test run's PostgreSQL, a bus stream of their own on its
+NATS, and a mail sink; the web service pointed at the three APIs.
+
+Holds are short (`HOLD_SECONDS`) and the sweeper looks every second, so a test can watch a
+hold's countdown reach 0:00 and its tickets come back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import secrets
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from devstack.fuzz import Stack, isolated_env
+from devstack.paths import free_port
+from devstack.services import available_services
+from devstack.stack import manage_argv, migrate, seed, server_argv
+from servicekit.testing import wait_until
+
+HOLD_SECONDS = 10
+PASSWORD = "Turnstile-web-Pa55word"
+NEEDED = ("users", "booking", "notifications", "web")
+
+
+@dataclass
+class WebStack:
+    stack: Stack
+    accounts: dict[str, dict[str, Any]]
+
+    @property
+    def web(self) -> str:
+        return self.stack.base_url("web")
+
+    def url(self, service: str) -> str:
+        return self.stack.base_url(service)
+
+    def call(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        token: str | None = None,
+    ) -> tuple[int, Any]:
+        """An API call straight to a service, as the tests' own setup makes them."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url(service) + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            return exc.code, json.loads(raw) if raw else None
+
+    def login(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
+        status, tokens = self.call(
+            "POST", "users", "/api/users/login", {"email": email, "password": password}
+        )
+        assert status == 200, tokens
+        return dict(tokens)
+
+    def token(self, role: str) -> str:
+        account = self.accounts[role]
+        return str(self.login(account["email"], account["password"])["access"])
+
+    def register(self, role: str = "customer") -> dict[str, Any]:
+        """A new account: its email, password, id and a fresh access token."""
+        email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
+        status, body = self.call(
+            "POST",
+            "users",
+            "/api/users/register",
+            {"name": f"Web {role.title()}", "email": email, "password": PASSWORD, "role": role},
+        )
+        assert status == 201, body
+        tokens = self.login(email)
+        return {"email": email, "password": PASSWORD, "id": body["id"], "access": tokens["access"]}
+
+    def create_event(self, organizer_token: str, **fields: Any) -> dict[str, Any]:
+        body = {
+            "name": f"Concert {uuid.uuid4().hex[:8]}",
+            "description": "A night of music",
+            "date": "2031-06-01",
+            "time": "20:00",
+            "location": "Main Hall",
+            "total_tickets": 20,
+            "price_per_ticket": "25.00",
+            **fields,
+        }
+        status, event = self.call("POST", "booking", "/api/events/", body, organizer_token)
+        assert status == 201, event
+        return dict(event)
+
+
+def _database_url(name: str) -> str:
+    parts = urlsplit(os.environ["TURNSTILE_TEST_POSTGRES_URL"])
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _delete_stream(stream: str) -> None:
+    from servicekit.bus import SyncBus, bus_config
+
+    bus = SyncBus(bus_config(), name="web-tests-cleanup")
+    try:
+        bus.connect()
+        bus.call(bus.js.delete_stream(stream))
+    except Exception:  # noqa: S110  (the server may be gone: nothing to clean)
+        pass
+    finally:
+        bus.close()
+
+
+@contextlib.contextmanager
+def web_stack(workdir: Path) -> Iterator[WebStack]:
+    services = {service.name: service for service in available_services()}
+    missing = [name for name in NEEDED if name not in services]
+    if missing:
+        raise RuntimeError(f"the web tests need the services {missing}")
+    suffix = uuid.uuid4().hex[:8]
+    databases = {name: f"webtest_{name}_{suffix}" for name in services}
+    server = _database_url("postgres")
+    with psycopg.connect(server, autocommit=True) as conn:
+        for database in databases.values():
+            conn.execute(f'CREATE DATABASE "{database}"')
+    stream = f"WEBTEST_{suffix.upper()}"
+    stack = Stack(workdir=workdir)
+    stack.ports = {name: free_port() for name in services}
+    stack.mail_port = free_port()
+    stack.mail_dir = workdir / "mail"
+    users = stack.base_url("users")
+    try:
+        stack.start_process(
+            "mail",
+            [sys.executable, "-m", "devstack.mailsink", "--port", str(stack.mail_port),
+             "--dir", str(stack.mail_dir)],
+            dict(os.environ, PYTHONUNBUFFERED="1"),
+        )  # fmt: skip
+        envs: dict[str, dict[str, str]] = {}
+        secret_key = secrets.token_urlsafe(48)
+        for name, service in services.items():
+            env = isolated_env(
+                service,
+                database_url=_database_url(databases[name]),
+                nats_url=os.environ["NATS_URL"],
+                secret_key=secret_key,
+                users_url=users,
+                mail_port=stack.mail_port,
+                mail_dir=stack.mail_dir,
+            )
+            env.update(
+                {
+                    "NATS_STREAM": stream,
+                    "NATS_SUBJECT_PREFIX": f"webtest{suffix}",
+                    "BOOKING_HOLD_SECONDS": str(HOLD_SECONDS),
+                    "BOOKING_SWEEP_INTERVAL_SECONDS": "1",
+                    "USERS_API_URL": users,
+                    "BOOKING_API_URL": stack.base_url("booking"),
+                    "NOTIFICATIONS_API_URL": stack.base_url("notifications"),
+                    "ARGON2_MEMORY_COST_KIB": "8192",
+                    "ARGON2_TIME_COST": "1",
+                }
+            )
+            envs[name] = env
+            migrate(service, env)
+        context = seed(list(services.values()), envs)
+        for name, service in services.items():
+            argv = server_argv(service, 2, host="127.0.0.1", port=stack.ports[name])
+            stack.start_process(name, argv, envs[name])
+            for worker in service.workers:
+                argv = manage_argv(service, *worker.command)
+                stack.start_process(f"{name}-{worker.name}", argv, envs[name])
+        for name in services:
+            base = stack.base_url(name)
+            if not wait_until(functools.partial(_live, base), timeout=90):
+                raise RuntimeError(f"{name} did not start:\n{stack.log_tail(name)}")
+        accounts = {a["role"]: a for a in context.get("users", {}).get("accounts", [])}
+        yield WebStack(stack=stack, accounts=accounts)
+    finally:
+        stack.stop()
+        _delete_stream(stream)
+        with psycopg.connect(server, autocommit=True) as conn:
+            for database in databases.values():
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _live(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/health/live", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False

@@ -1,0 +1,45 @@
+"""The notifications inbox."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from web_service.api import ApiProblem
+from web_service.views.common import api, flash_problem, problem_page, signed_in
+
+
+@require_GET
+@signed_in
+def inbox(request: HttpRequest) -> HttpResponse:
+    page = request.GET.get("page", "1")
+    try:
+        answer = api(request).get("notifications", "/api/notifications/", params={"page": page})
+    except ApiProblem as problem:
+        return problem_page(request, problem)
+    number = int(page) if page.isdigit() else 1
+    return render(
+        request,
+        "web/notifications.html",
+        {
+            "notifications": answer["results"],
+            "unread": sum(1 for n in answer["results"] if not n.get("read_at")),
+            "previous": f"?page={number - 1}" if answer.get("previous") else None,
+            "next": f"?page={number + 1}" if answer.get("next") else None,
+            "nav": "notifications",
+        },
+    )
+
+
+@require_POST
+@signed_in
+def read_all(request: HttpRequest) -> HttpResponse:
+    try:
+        answer = api(request).post("notifications", "/api/notifications/read-all")
+    except ApiProblem as problem:
+        flash_problem(request, problem)
+    else:
+        messages.success(request, f"Marked {answer['marked']} as read.")
+    return HttpResponseRedirect("/notifications/")
