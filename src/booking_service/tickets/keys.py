@@ -142,9 +142,8 @@ def ticket_code_verify(code: str) -> TicketClaims:
     key = published_keys().filter(kid=kid).first()
     if key is None:
         raise InvalidTicketCode
-    public = jwt.algorithms.OKPAlgorithm.from_jwk(key.public_jwk)
     try:
-        payload = jwt.api_jws.decode(code, public, algorithms=[ALGORITHM])
+        payload = jwt.api_jws.decode(code, jwt.PyJWK(key.public_jwk), algorithms=[ALGORITHM])
     except jwt.InvalidTokenError as exc:
         raise InvalidTicketCode from exc
     return _claims(payload)
