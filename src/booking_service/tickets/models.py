@@ -73,7 +73,11 @@ class Ticket(models.Model):
             models.UniqueConstraint(fields=["booking", "number"], name="ticket_booking_number"),
             models.CheckConstraint(condition=Q(number__gte=1), name="ticket_number_positive"),
         ]
-        indexes = [models.Index(fields=["event", "status"], name="ticket_event_status_idx")]
+        indexes = [
+            models.Index(fields=["event", "status"], name="ticket_event_status_idx"),
+            # Whether a retired key still has tickets to verify (tickets.keys.published_keys).
+            models.Index(fields=["kid"], name="ticket_kid_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"ticket {self.id} ({self.status})"
