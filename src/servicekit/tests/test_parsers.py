@@ -295,10 +295,12 @@ class TestPagination:
     def paginate(self, query: str, items: int = 25) -> list[Any] | None:
         request = Request(RequestFactory().get(f"/?{query}"))
         paginator = PageNumberPagination()
+        page: list[Any] | None
         if self.way == "counted":
             page = paginator.paginate_counted([(n, items) for n in range(items)], request)
         else:
             page = paginator.paginate_queryset(list(range(items)), request)
+        assert paginator.page is not None
         self.count = paginator.page.paginator.count
         return page
 
