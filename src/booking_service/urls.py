@@ -1,7 +1,12 @@
 from booking_service.api.batched import BatchedBookings
 from booking_service.api.bookings import BookingCreateApi, BookingDetailApi, BookingListCreateApi
 from booking_service.api.checkins import CheckInApi, CheckInSummaryApi
-from booking_service.api.events import EventCreateApi, EventDetailApi, EventListCreateApi
+from booking_service.api.events import (
+    EventCreateApi,
+    EventDetailApi,
+    EventListCreateApi,
+    EventMineApi,
+)
 from booking_service.api.payments import PaymentDetailApi, PaymentListCreateApi
 from booking_service.api.reports import AttendeesApi, AttendeesCsvApi, SalesApi
 from booking_service.api.resources import AvailabilityApi, ResourceDetailApi, ResourceListCreateApi
@@ -17,6 +22,7 @@ urlpatterns = [
     *common_urlpatterns(),
     route("api/events/create", EventCreateApi.as_view(), name="event-create"),
     route("api/events", EventListCreateApi.as_view(), name="event-list"),
+    route("api/events/mine", EventMineApi.as_view(), name="event-mine"),
     route("api/events/<int:pk>", EventDetailApi.as_view(), name="event-detail"),
     # A plain ticket hold is answered by the batcher; everything else by the DRF view.
     route(

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from booking_service.actions.events import event_cancel, event_update
 from booking_service.api.common import actor_of, not_found, path_id
 from booking_service.events.models import Event
-from booking_service.events.selectors import event_get, event_list
+from booking_service.events.selectors import event_get, event_list, event_list_of_organizer
 from booking_service.events.services import event_create
 from servicekit.fields import IntegerField, QuerySerializer, TextField, UUIDField, validate_range
 from servicekit.microcache import MicroCache
@@ -140,6 +140,20 @@ class EventListCreateApi(EventCreateApi):
         body = orjson.dumps(data)
         _event_pages.set(key, body, settings.BOOKING_EVENT_LIST_CACHE_SECONDS)
         return HttpResponse(body, content_type="application/json")
+
+
+class EventMineApi(APIView):
+    """The caller's own events, every status and past ones included, the latest first (the
+    public list shows only what is on sale). An admin sees the events they organize."""
+
+    permission_classes = [IsOrganizerOrAdmin]
+
+    @extend_schema(responses={200: EventOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        events = event_list_of_organizer(organizer_id=actor_of(request).id)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(EventOutputSerializer(page, many=True).data)
 
 
 class EventDetailApi(APIView):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -28,6 +29,12 @@ def event_list(
     if date_to is not None:
         events = events.filter(date__lte=date_to)
     return events.order_by("starts_at", "id")
+
+
+def event_list_of_organizer(*, organizer_id: uuid.UUID) -> QuerySet[Event]:
+    """An organizer's own events of every status, past ones too, the latest first: what
+    they manage, where a sold-out or canceled event is still theirs to look at."""
+    return Event.objects.filter(organizer_id=organizer_id).order_by("-starts_at", "-id")
 
 
 def event_get(*, event_id: int) -> Event | None:
