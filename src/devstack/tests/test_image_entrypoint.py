@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.deploy.roles import IMAGE_SERVICES, WEB_ROLES, WORKER_ROLES, web_role
 from devstack.paths import ROOT
-from devstack.services import ALL_SERVICES
 
 ENTRYPOINT = ROOT / "deploy" / "container" / "turnstile"
 CONTAINERFILE = ROOT / "Containerfile"
@@ -68,22 +68,23 @@ def databases(result: subprocess.CompletedProcess[str]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("service", ALL_SERVICES, ids=lambda service: service.name)
+@pytest.mark.parametrize("service", IMAGE_SERVICES, ids=web_role)
 def test_a_web_role_runs_the_production_server_on_its_port(tmp_path: Path, service) -> None:
-    result = run(tmp_path, f"{service.name}-web")
+    result = run(tmp_path, web_role(service))
     assert result.returncode == 0, result.stderr
     assert argvs(result) == [
         f"-m gunicorn {service.package}.wsgi:application -c python:servicekit.gunicorn_conf"
         f" --bind 0.0.0.0:{service.port} --workers 2"
     ]
+    assert (tmp_path / "role").read_text() == f"{web_role(service)}\n"
     moved = run(
-        tmp_path, f"{service.name}-web", env={"PORT": "9100", "BIND_HOST": "127.0.0.1",
-                                              "WEB_CONCURRENCY": "5"}
+        tmp_path, web_role(service), env={"PORT": "9100", "BIND_HOST": "127.0.0.1",
+                                          "WEB_CONCURRENCY": "5"}
     )  # fmt: skip
     assert argvs(moved)[0].endswith("--bind 127.0.0.1:9100 --workers 5")
 
 
-WORKERS = [(service, worker) for service in ALL_SERVICES for worker in service.workers]
+WORKERS = [(service, worker) for service in IMAGE_SERVICES for worker in service.workers]
 
 
 @pytest.mark.parametrize(
@@ -118,14 +119,21 @@ def test_a_role_takes_its_services_database(tmp_path: Path) -> None:
     }
     assert databases(run(tmp_path, "booking-relay", env=env)) == ["postgresql://db/booking"]
     assert databases(run(tmp_path, "users-relay", env=env)) == ["postgresql://shared/db"]
+    env["WEB_DATABASE_URL"] = "postgresql://db/web"
+    assert databases(run(tmp_path, "web", env=env)) == ["postgresql://db/web"]
 
 
 def test_migrate_all_migrates_each_service_in_its_own_database(tmp_path: Path) -> None:
-    env = {f"{s.name.upper()}_DATABASE_URL": f"postgresql://db/{s.name}" for s in ALL_SERVICES}
+    env = {s.database_env: f"postgresql://db/{s.name}" for s in IMAGE_SERVICES}
     result = run(tmp_path, "migrate", "all", env=env)
     assert result.returncode == 0, result.stderr
-    assert argvs(result) == [f"-m {s.package} migrate --noinput" for s in ALL_SERVICES]
-    assert databases(result) == [f"postgresql://db/{s.name}" for s in ALL_SERVICES]
+    assert argvs(result) == [f"-m {s.package} migrate --noinput" for s in IMAGE_SERVICES]
+    assert databases(result) == [f"postgresql://db/{s.name}" for s in IMAGE_SERVICES]
+    env.pop("WEB_DATABASE_URL")
+    without_web = run(tmp_path, "migrate", "all", env=env)
+    assert without_web.returncode == 2
+    assert "WEB_DATABASE_URL is not set" in without_web.stderr
+    assert argvs(without_web) == []
 
 
 def test_migrate_all_refuses_to_share_one_database(tmp_path: Path) -> None:
@@ -140,13 +148,14 @@ def test_migrate_one_service_and_create_admin(tmp_path: Path) -> None:
     assert argvs(run(tmp_path, "migrate", "notifications", env=env)) == [
         "-m notifications_service migrate --noinput"
     ]
+    assert argvs(run(tmp_path, "migrate", "web", env=env)) == ["-m web_service migrate --noinput"]
     assert argvs(run(tmp_path, "create-admin", "--email", "a@example.com", env=env)) == [
         "-m users_service create_admin --email a@example.com"
     ]
     assert run(tmp_path, "migrate", "payments").returncode == 2
 
 
-@pytest.mark.parametrize("args", [(), ("serve",), ("users",), ("health", "nobody")])
+@pytest.mark.parametrize("args", [(), ("serve",), ("users",), ("web-web",), ("health", "nobody")])
 def test_anything_else_prints_the_usage_and_exits_2(tmp_path: Path, args) -> None:
     result = run(tmp_path, *args)
     assert result.returncode == 2
@@ -154,11 +163,20 @@ def test_anything_else_prints_the_usage_and_exits_2(tmp_path: Path, args) -> Non
     assert argvs(result) == []
 
 
+def test_the_usage_names_every_role_of_the_stack(tmp_path: Path) -> None:
+    usage = run(tmp_path).stderr
+    for role in (*WEB_ROLES, *WORKER_ROLES):
+        assert re.search(rf"(^|\s){re.escape(role)}(\s|$)", usage, re.MULTILINE), role
+    assert "migrate <users|booking|notifications|web|all>" in usage
+
+
 def test_health_of_a_web_role_asks_its_own_port(tmp_path: Path) -> None:
     live = run(tmp_path, "health", "booking-web")
     assert "http://127.0.0.1:8001/health/live" in live.stdout
     ready = run(tmp_path, "health", "users-web", "ready", env={"PORT": "9000"})
     assert "http://127.0.0.1:9000/health/ready" in ready.stdout
+    pages = run(tmp_path, "health", "web", "ready")
+    assert "http://127.0.0.1:8080/health/ready" in pages.stdout
 
 
 def test_health_of_a_worker_reads_its_heartbeat(tmp_path: Path) -> None:
