@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from django.http import QueryDict
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from servicekit.parsers import INT64_MAX
 
@@ -39,6 +40,26 @@ class QuerySerializer(serializers.Serializer[Any]):
     """Validates query parameters. A parameter given empty (`?search=`) is validated like any
     value, so it is refused rather than silently ignored; one given twice, or with a U+0000
     in it, is refused."""
+
+    @classmethod
+    def parse(cls, query: QueryDict) -> dict[str, Any]:
+        """The validated parameters of `query` (a 400 naming the bad ones). When `query` names
+        none of them and none is needed or has a default, that is `{}` without building the
+        serializer: most list requests carry no parameters, and a serializer deep-copies its
+        fields each time it is made."""
+        if cls._optional_only() and not any(name in query for name in cls._declared_fields):
+            return {}
+        serializer = cls(data=query)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    @classmethod
+    @functools.cache
+    def _optional_only(cls) -> bool:
+        fields = cls._declared_fields.values()
+        return cls.validate is QuerySerializer.validate and all(
+            not field.required and field.default is empty for field in fields
+        )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, QueryDict):

@@ -27,9 +27,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
     def paginate_queryset(
         self, queryset: Any, request: Request, view: Any = None
     ) -> list[Any] | None:
-        params = self.PageParams(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        self._page_size: int | None = params.validated_data.get("page_size")
+        params = self.PageParams.parse(request.query_params)
+        self._page_size: int | None = params.get("page_size")
         return super().paginate_queryset(queryset, request, view)
 
     def paginate_counted(self, rows: Any, request: Request) -> list[Any]:
@@ -37,11 +36,10 @@ class PageNumberPagination(pagination.PageNumberPagination):
         being the whole list's `count(*) OVER ()`, so a page and the count come from one
         query instead of two. The answers are `paginate_queryset`'s: a page past the last
         one is a 404, the first page of an empty list is empty."""
-        params = self.PageParams(data=request.query_params)
-        params.is_valid(raise_exception=True)
+        params = self.PageParams.parse(request.query_params)
         self.request = request
-        size = int(params.validated_data.get("page_size") or self.page_size or 1)
-        number = int(params.validated_data.get("page") or 1)
+        size = int(params.get("page_size") or self.page_size or 1)
+        number = int(params.get("page") or 1)
         if number * size > BIGINT_MAX:  # past any list, and past what OFFSET takes
             raise NotFound(self.invalid_page_message)
         fetched = list(rows[(number - 1) * size : number * size])

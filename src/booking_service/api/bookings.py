@@ -224,9 +224,7 @@ class BookingListCreateApi(BookingCreateApi):
     )
     def get(self, request: Request) -> Response:
         actor = actor_of(request)
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        params = filters.validated_data
+        params = self.FilterSerializer.parse(request.query_params)
         bookings = booking_list(
             actor=actor,
             event_id=params.get("event"),

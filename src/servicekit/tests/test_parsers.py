@@ -347,3 +347,36 @@ class TestPagination:
         }
         assert parameters["page"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
         assert parameters["page_size"] == {"type": "integer", "minimum": 1, "maximum": 100}
+
+
+class TestQueryParse:
+    """`QuerySerializer.parse` skips the serializer only when that changes nothing."""
+
+    class Optional(fields.QuerySerializer):
+        status = serializers.ChoiceField(choices=["a", "b"], required=False)
+
+    class Defaulted(fields.QuerySerializer):
+        size = fields.IntegerField(min_value=1, max_value=9, default=5)
+
+    class Checked(fields.QuerySerializer):
+        status = serializers.ChoiceField(choices=["a", "b"], required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            raise serializers.ValidationError("checked")
+
+    def test_no_parameters_no_serializer(self) -> None:
+        assert self.Optional.parse(QueryDict("other=1")) == {}
+
+    def test_parameters_are_validated(self) -> None:
+        assert self.Optional.parse(QueryDict("status=a")) == {"status": "a"}
+        with pytest.raises(ValidationError):
+            self.Optional.parse(QueryDict("status=c"))
+        with pytest.raises(ValidationError):
+            self.Optional.parse(QueryDict("status=a&status=b"))
+
+    def test_a_default_is_given_with_no_parameters(self) -> None:
+        assert self.Defaulted.parse(QueryDict("")) == {"size": 5}
+
+    def test_a_serializer_check_runs_with_no_parameters(self) -> None:
+        with pytest.raises(ValidationError):
+            self.Checked.parse(QueryDict(""))
