@@ -15,3 +15,4 @@ SQL
 create users "$USERS_DB_PASSWORD"
 create booking "$BOOKING_DB_PASSWORD"
 create notifications "$NOTIFICATIONS_DB_PASSWORD"
+create web "$WEB_DB_PASSWORD"

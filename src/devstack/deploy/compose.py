@@ -14,7 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from devstack.deploy.chart import SCRATCH, TURNSTILE_UID, WEB_ROLES, WORKER_ROLES
+from devstack.deploy.chart import SCRATCH, TURNSTILE_UID
+from devstack.deploy.roles import MIGRATED, WEB_ROLES, WORKER_ROLES
 from devstack.paths import ROOT
 
 COMPOSE = ROOT / "compose.yaml"
@@ -68,6 +69,7 @@ def rule_problems(path: Path = COMPOSE) -> list[str]:
     problems += confinement_problems(compose)
     problems += secret_problems(compose)
     problems += infrastructure_problems(compose, path.parent)
+    problems += proxy_problems(compose, path.parent)
     problems += example_problems(path)
     return problems
 
@@ -84,7 +86,7 @@ def role_problems(compose: dict[str, Any]) -> list[str]:
             problems.append(f"{role} runs in fewer than two instances")
     migrations = [name for name, service in ours.items() if command_of(service)[:1] == ["migrate"]]
     migrated = sorted(arg for name in migrations for arg in command_of(ours[name])[1:])
-    if migrated not in (["all"], ["booking", "notifications", "users"]):
+    if migrated not in (["all"], sorted(MIGRATED)):
         problems.append(f"the migrations cover {migrated or 'nothing'}")
     for name, service in ours.items():
         if name in migrations or service.get("profiles"):
@@ -170,6 +172,33 @@ def infrastructure_problems(compose: dict[str, Any], directory: Path) -> list[st
     ]
     if len(postgres) != 1:
         problems.append("not one PostgreSQL service")
+    return problems
+
+
+def proxy_problems(compose: dict[str, Any], directory: Path) -> list[str]:
+    """The proxy waits for every web server and routes to each: `/` to the web pages."""
+    services = compose["services"]
+    proxies = [s for s in services.values() if str(s.get("image", "")).startswith("nginx:")]
+    if len(proxies) != 1:
+        return ["not one nginx proxy"]
+    proxy = proxies[0]
+    conf = [v.split(":")[0] for v in proxy.get("volumes", []) if str(v).endswith("nginx.conf:ro")]
+    text = (directory / conf[0]).read_text() if conf else ""
+    ours = turnstile_services(compose)
+    by_role = {command_of(s)[0]: name for name, s in ours.items() if command_of(s)}
+    waits = proxy.get("depends_on", {})
+    problems = []
+    for role in WEB_ROLES:
+        name = by_role.get(role)
+        if name is None:
+            continue
+        if not isinstance(waits, dict) or waits.get(name, {}).get("condition") != "service_healthy":
+            problems.append(f"the proxy does not wait for {name} to be healthy")
+        if not re.search(rf"upstream {re.escape(name)} \{{ server {re.escape(name)}:\d+;", text):
+            problems.append(f"nginx.conf has no upstream for {name}")
+    pages = by_role.get("web", "web")
+    if not re.search(rf"location / \{{ proxy_pass http://{re.escape(pages)}; \}}", text):
+        problems.append(f"nginx.conf does not route / to {pages}")
     return problems
 
 

@@ -1,6 +1,7 @@
 """deploy-check on compose.yaml: the committed file passes, and a copy with one mistake
 (a field the Compose specification does not know, a process that does not wait for the
-migrations, a password written in the file, a variable .env.example does not name) fails."""
+migrations, a password written in the file, a variable .env.example does not name, a role
+left out, a proxy that does not route to the web pages) fails."""
 
 from __future__ import annotations
 
@@ -74,7 +75,41 @@ def test_every_role_and_three_nats_servers_are_required(tmp_path: Path) -> None:
     loaded = compose.load(path)
     loaded["services"].pop("notifications-dispatcher")
     loaded["services"].pop("nats-3-off")
+    loaded["services"].pop("web")
     path.write_text(yaml.safe_dump(loaded))
     problems = compose.rule_problems(path)
     assert "no service runs notifications-dispatcher" in problems
+    assert "no service runs web" in problems
     assert "2 NATS servers, not 3" in problems
+
+
+def test_the_web_pages_in_one_instance_or_unmigrated_fail(tmp_path: Path) -> None:
+    path = broken(
+        tmp_path,
+        '    command: ["web"]\n    environment:\n      <<: *web-settings\n'
+        '      PORT: "8080"\n    deploy: {replicas: 2}\n',
+        '    command: ["web"]\n    environment:\n      <<: *web-settings\n'
+        '      PORT: "8080"\n    deploy: {replicas: 1}\n',
+    )
+    assert "web runs in fewer than two instances" in compose.rule_problems(path)
+    loaded = compose.load(ROOT / "compose.yaml")
+    loaded["services"].pop("migrate-web")
+    path.write_text(yaml.safe_dump(loaded))
+    assert "the migrations cover ['booking', 'notifications', 'users']" in (
+        compose.rule_problems(path)
+    )
+
+
+def test_a_proxy_that_does_not_serve_the_web_pages_fails(tmp_path: Path) -> None:
+    path = broken(tmp_path, "      web: {condition: service_healthy}\n", "")
+    nginx = tmp_path / "deploy" / "compose" / "nginx" / "nginx.conf"
+    text = nginx.read_text()
+    assert "location / { proxy_pass http://web; }" in text
+    nginx.write_text(
+        text.replace("location / { proxy_pass http://web; }", "location / { return 404; }")
+    )
+    problems = compose.rule_problems(path)
+    assert "the proxy does not wait for web to be healthy" in problems
+    assert "nginx.conf does not route / to web" in problems
+    nginx.write_text(text.replace("    upstream web { server web:8080; keepalive 16; }\n", ""))
+    assert "nginx.conf has no upstream for web" in compose.rule_problems(path)
