@@ -127,8 +127,12 @@ def store_login(session: SessionBase, tokens: dict[str, Any]) -> None:
 class Api:
     """Calls on behalf of one session (or of nobody, for public reads)."""
 
-    def __init__(self, session: SessionBase | None = None) -> None:
+    def __init__(self, session: SessionBase | None = None, *, forwarded_for: str = "") -> None:
         self.session = session
+        # The browser's address, passed on as a proxy does (X-Forwarded-For): an API service
+        # that lists this service in its TRUSTED_PROXIES keeps its per-address limits per
+        # person, not one budget for everyone behind the web service.
+        self.forwarded_for = forwarded_for
 
     def get(self, service: str, path: str, **kwargs: Any) -> Any:
         return self.call("GET", service, path, **kwargs)
@@ -209,6 +213,8 @@ class Api:
         auth: bool,
     ) -> httpx.Response:
         tokens = self._tokens()
+        if self.forwarded_for:
+            headers = {**headers, "X-Forwarded-For": self.forwarded_for}
         if auth and tokens is not None:
             headers = {**headers, "Authorization": f"Bearer {tokens['access']}"}
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}

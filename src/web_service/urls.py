@@ -1,6 +1,8 @@
 """The pages. Customers' pages are here; the organizer and door-staff pages come from
 `web_service.organizer` (its own urls module), included when the app is installed."""
 
+import importlib.util
+
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, include, path
 
@@ -34,5 +36,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     route("profile", accounts.profile_page, name="profile"),
 ]
 
-if settings.ORGANIZER_APP in settings.INSTALLED_APPS:
+if settings.ORGANIZER_APP in settings.INSTALLED_APPS and importlib.util.find_spec(
+    f"{settings.ORGANIZER_APP}.urls"
+):
     urlpatterns.append(path("", include(f"{settings.ORGANIZER_APP}.urls")))

@@ -66,6 +66,11 @@ def new_page(browser: Any, stack: WebStack) -> Iterator[Callable[..., Any]]:
 
     yield make
     for context in contexts:
+        # Shown only when the test fails: where each page was and what it said.
+        for open_page in context.pages:
+            main = open_page.locator("main")
+            text = main.inner_text(timeout=1000) if main.count() else open_page.content()[:2000]
+            print(f"--- {open_page.url}\n{text[:2000]}")
         context.close()
     assert not errors, f"script errors in the page: {errors}"
 

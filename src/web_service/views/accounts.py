@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from web_service.api import TOKENS, USER, Api, ApiProblem, store_login
+from web_service.api import TOKENS, USER, ApiProblem, store_login
 from web_service.views.common import api, current_user, safe_next, signed_in
 
 
@@ -25,7 +25,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
         email = request.POST.get("email", "").strip()
         context["email"] = email
         try:
-            tokens = Api().post(
+            tokens = api(request, signed_in=False).post(
                 "users",
                 "/api/users/login",
                 json={"email": email, "password": request.POST.get("password", "")},
@@ -53,7 +53,7 @@ def register_page(request: HttpRequest) -> HttpResponse:
         }
         context["form"] = form
         try:
-            Api().post(
+            api(request, signed_in=False).post(
                 "users",
                 "/api/users/register",
                 json={**form, "password": request.POST.get("password", "")},
@@ -73,7 +73,7 @@ def logout_page(request: HttpRequest) -> HttpResponse:
     if isinstance(tokens, dict):
         # The session ends here whatever the users service says.
         with contextlib.suppress(ApiProblem):
-            Api().post(
+            api(request, signed_in=False).post(
                 "users", "/api/users/logout", json={"refresh": tokens["refresh"]}, auth=False
             )
     request.session.flush()

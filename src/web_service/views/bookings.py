@@ -28,7 +28,7 @@ DECLINES = {
 }
 
 
-def _booking_with_subject(client: Api, booking_id: int) -> dict[str, Any]:
+def _booking_with_subject(client: Api, booking_id: str) -> dict[str, Any]:
     """The booking and what it is for (its event or resource), as one mapping."""
     booking: dict[str, Any] = client.get("booking", f"/api/bookings/{booking_id}/")
     if booking.get("event"):
@@ -42,7 +42,7 @@ def _booking_with_subject(client: Api, booking_id: int) -> dict[str, Any]:
 
 @require_GET
 @signed_in
-def checkout(request: HttpRequest, booking_id: int) -> HttpResponse:
+def checkout(request: HttpRequest, booking_id: str) -> HttpResponse:
     try:
         booking = _booking_with_subject(api(request), booking_id)
     except ApiProblem as problem:
@@ -64,7 +64,7 @@ def checkout(request: HttpRequest, booking_id: int) -> HttpResponse:
 
 @require_POST
 @signed_in
-def pay(request: HttpRequest, booking_id: int) -> HttpResponse:
+def pay(request: HttpRequest, booking_id: str) -> HttpResponse:
     """Pay with the token the page's script chose for the card; the card itself never
     reaches this service."""
     token = request.POST.get("payment_token", "")
@@ -78,7 +78,7 @@ def pay(request: HttpRequest, booking_id: int) -> HttpResponse:
         "POST",
         "booking",
         "/api/payments/",
-        json={"booking": booking_id, "payment_token": token},
+        json={"booking": int(booking_id), "payment_token": token},
         headers={"Idempotency-Key": f"web-pay-{key}"[:255]},
     )
     if response.status_code == 201:
@@ -143,7 +143,7 @@ def _subject_names(client: Api, bookings: list[dict[str, Any]]) -> dict[tuple[st
 
 @require_GET
 @signed_in
-def booking_detail(request: HttpRequest, booking_id: int) -> HttpResponse:
+def booking_detail(request: HttpRequest, booking_id: str) -> HttpResponse:
     client = api(request)
     try:
         booking = _booking_with_subject(client, booking_id)
@@ -191,7 +191,7 @@ def qr_svg(code: str, *, label: str) -> SafeString:
 
 @require_POST
 @signed_in
-def booking_change(request: HttpRequest, booking_id: int) -> HttpResponse:
+def booking_change(request: HttpRequest, booking_id: str) -> HttpResponse:
     count = request.POST.get("tickets", "")
     try:
         api(request).patch(
@@ -211,7 +211,7 @@ def booking_change(request: HttpRequest, booking_id: int) -> HttpResponse:
 
 @require_POST
 @signed_in
-def booking_cancel(request: HttpRequest, booking_id: int) -> HttpResponse:
+def booking_cancel(request: HttpRequest, booking_id: str) -> HttpResponse:
     try:
         api(request).delete("booking", f"/api/bookings/{booking_id}/")
     except ApiProblem as problem:

@@ -18,8 +18,16 @@ from web_service.api import USER, Api, ApiProblem, NotSignedIn
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
 
-def api(request: HttpRequest) -> Api:
-    return Api(request.session)
+def api(request: HttpRequest, *, signed_in: bool = True) -> Api:
+    """The client for this request: as its person (their session's tokens), or as nobody."""
+    return Api(request.session if signed_in else None, forwarded_for=forwarded_for(request))
+
+
+def forwarded_for(request: HttpRequest) -> str:
+    """X-Forwarded-For as a proxy passes it on: what came in, then the address we saw."""
+    seen = str(request.META.get("REMOTE_ADDR") or "")
+    earlier = str(request.META.get("HTTP_X_FORWARDED_FOR") or "").strip()
+    return f"{earlier}, {seen}" if earlier else seen
 
 
 def current_user(request: HttpRequest) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     page = request.GET.get("page", "1")
     context: dict[str, Any] = {"filters": filters, "nav": "events", "events": [], "page": None}
     try:
-        answer = Api().get(
+        answer = api(request, signed_in=False).get(
             "booking",
             "/api/events/",
             params={
@@ -68,8 +68,8 @@ def _page_links(request: HttpRequest, answer: dict[str, Any], page: str) -> dict
 
 
 @require_GET
-def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
-    client = Api()
+def event_detail(request: HttpRequest, event_id: str) -> HttpResponse:
+    client = api(request, signed_in=False)
     try:
         event = client.get("booking", f"/api/events/{event_id}/", auth=False)
         availability = _availability(client, event_id)
@@ -89,16 +89,16 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 
 
 @require_GET
-def event_availability(request: HttpRequest, event_id: int) -> HttpResponse:
+def event_availability(request: HttpRequest, event_id: str) -> HttpResponse:
     """The live numbers of an event's page, polled by htmx."""
     try:
-        availability = _availability(Api(), event_id)
+        availability = _availability(api(request, signed_in=False), event_id)
     except ApiProblem:
         availability = None
     return render(request, "web/_availability.html", {"availability": availability})
 
 
-def _availability(client: Api, event_id: int) -> dict[str, Any]:
+def _availability(client: Api, event_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = client.get(
         "booking", "/api/availability/", params={"event": event_id}, auth=False
     )
@@ -107,7 +107,7 @@ def _availability(client: Api, event_id: int) -> dict[str, Any]:
 
 @require_POST
 @signed_in
-def event_hold(request: HttpRequest, event_id: int) -> HttpResponse:
+def event_hold(request: HttpRequest, event_id: str) -> HttpResponse:
     """Hold tickets: a pending booking, then its checkout with the countdown."""
     count = request.POST.get("tickets", "")
     key = request.POST.get("idempotency_key") or str(uuid.uuid4())
@@ -115,7 +115,10 @@ def event_hold(request: HttpRequest, event_id: int) -> HttpResponse:
         booking = api(request).post(
             "booking",
             "/api/bookings/",
-            json={"event": event_id, "tickets_booked": int(count) if count.isdigit() else count},
+            json={
+                "event": int(event_id),
+                "tickets_booked": int(count) if count.isdigit() else count,
+            },
             headers={"Idempotency-Key": f"web-hold-{key}"[:255]},
         )
     except ApiProblem as problem:

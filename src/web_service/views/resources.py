@@ -22,7 +22,9 @@ from web_service.views.common import api, problem_page, signed_in
 def resource_list(request: HttpRequest) -> HttpResponse:
     page = request.GET.get("page", "1")
     try:
-        answer = Api().get("booking", "/api/resources/", params={"page": page}, auth=False)
+        answer = api(request, signed_in=False).get(
+            "booking", "/api/resources/", params={"page": page}, auth=False
+        )
     except ApiProblem as problem:
         return problem_page(request, problem)
     number = int(page) if page.isdigit() else 1
@@ -39,8 +41,8 @@ def resource_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def resource_detail(request: HttpRequest, resource_id: int) -> HttpResponse:
-    client = Api()
+def resource_detail(request: HttpRequest, resource_id: str) -> HttpResponse:
+    client = api(request, signed_in=False)
     try:
         resource = client.get("booking", f"/api/resources/{resource_id}/", auth=False)
     except ApiProblem as missing:
@@ -119,7 +121,7 @@ def _slots(
 
 @require_POST
 @signed_in
-def resource_book(request: HttpRequest, resource_id: int) -> HttpResponse:
+def resource_book(request: HttpRequest, resource_id: str) -> HttpResponse:
     key = request.POST.get("idempotency_key") or str(uuid.uuid4())
     start = request.POST.get("start", "")
     try:
@@ -127,7 +129,7 @@ def resource_book(request: HttpRequest, resource_id: int) -> HttpResponse:
             "booking",
             "/api/bookings/",
             json={
-                "resource": resource_id,
+                "resource": int(resource_id),
                 "start_time": start,
                 "end_time": request.POST.get("end", ""),
             },
