@@ -1,0 +1,60 @@
+"""What the organizer's pages share: who may open them, and an event read as its organizer."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from web_service.api import Api, ApiProblem
+from web_service.views.common import View, current_user, problem_page, signed_in
+
+ORGANIZER_ROLES = ("organizer", "admin")
+
+
+def organizer_only(view: View) -> View:
+    """A signed-in organizer or admin; anyone else is told the page is not for them (the
+    APIs behind it would refuse them anyway)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = current_user(request) or {}
+        if user.get("role") not in ORGANIZER_ROLES:
+            return problem_page(
+                request,
+                ApiProblem(
+                    403,
+                    "These pages are for organizers.",
+                    detail="Register as an organizer to publish events and resources.",
+                ),
+            )
+        return view(request, *args, **kwargs)
+
+    return signed_in(wrapper)  # type: ignore[return-value]
+
+
+def form_status(problem: ApiProblem) -> int:
+    """A form shown again with the refusal: the API's 4xx, or 502 when it failed."""
+    return problem.status if 400 <= problem.status < 500 else 502
+
+
+def page_links(answer: dict[str, Any], page: str) -> dict[str, Any]:
+    number = int(page) if page.isdigit() else 1
+    return {
+        "number": number,
+        "count": answer.get("count", 0),
+        "previous": f"?page={number - 1}" if answer.get("previous") else None,
+        "next": f"?page={number + 1}" if answer.get("next") else None,
+    }
+
+
+def event_of(client: Api, event_id: int) -> dict[str, Any]:
+    event: dict[str, Any] = client.get("booking", f"/api/events/{event_id}/", auth=False)
+    return event
+
+
+def owns(request: HttpRequest, thing: dict[str, Any]) -> bool:
+    """Whether the signed-in person may manage it: its organizer, or an admin."""
+    user = current_user(request) or {}
+    return user.get("role") == "admin" or str(thing.get("organizer_id")) == str(user.get("id"))
