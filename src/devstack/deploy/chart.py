@@ -22,6 +22,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from devstack.deploy.roles import MIGRATED, WEB_ROLES, WORKER_ROLES
 from devstack.paths import ROOT
 
 CHART = ROOT / "deploy" / "helm" / "turnstile"
@@ -36,15 +37,6 @@ LINT_WARNING = 2  # helm lint's severities: 1 info, 2 warning, 3 error
 RELEASE = "ts"
 NAMESPACE = "turnstile"
 
-# The roles of the image that run as Deployments (the contract of `turnstile <role>`).
-WEB_ROLES = ("users-web", "booking-web", "notifications-web")
-WORKER_ROLES = (
-    "users-relay",
-    "booking-relay",
-    "booking-sweeper",
-    "notifications-consumer",
-    "notifications-dispatcher",
-)
 TURNSTILE_UID = 10001
 SCRATCH = "/tmp"  # noqa: S108 - the one writable path in the image's containers
 
@@ -73,6 +65,7 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "an unknown top-level key": {"replicaCount": 3},
     "a cluster of one instance": {"cnpg": {"instances": 1}},
     "a secret in the ConfigMap": {"config": {"SECRET_KEY": "plain"}},
+    "the web pages left out": {"services": {"web": None}},
     "an external database without its Secret": {
         "database": {"external": {"enabled": True}},
         "cnpg": {"enabled": False},
@@ -262,6 +255,7 @@ def rule_problems(manifests: list[dict[str, Any]], values: dict[str, Any]) -> li
     problems = roles_problems(manifests)
     problems += migration_problems(manifests)
     problems += test_hook_problems(manifests)
+    problems += ingress_problems(manifests)
     problems += nats_problems(manifests, values)
     if values.get("cnpg", {}).get("enabled", True):
         problems += database_problems(manifests)
@@ -330,18 +324,65 @@ def migration_problems(manifests: list[dict[str, Any]]) -> list[str]:
         for c in pod.get("initContainers", []) + pod["containers"]
         if role_of(c) == "migrate"
     ]
-    if sorted(migrated) != ["booking", "notifications", "users"]:
+    if sorted(migrated) != sorted(MIGRATED):
         problems.append(f"the migrations Job migrates {migrated}")
     return problems
 
 
+def web_services(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Role -> the Service in front of its pods, for every web role."""
+    return {
+        m["spec"]["selector"].get("app.kubernetes.io/component", ""): m
+        for m in manifests
+        if m["kind"] == "Service"
+        and m["spec"].get("selector", {}).get("app.kubernetes.io/component") in WEB_ROLES
+    }
+
+
 def test_hook_problems(manifests: list[dict[str, Any]]) -> list[str]:
+    """`helm test` asks every web server's /health/ready, through its Service."""
     tests = [
         m
         for m in manifests
         if m["kind"] == "Pod" and annotations_of(m).get("helm.sh/hook") == "test"
     ]
-    return [] if tests else ["no `helm test` Pod"]
+    if not tests:
+        return ["no `helm test` Pod"]
+    script = "\n".join(
+        str(part)
+        for pod in tests
+        for container in pod["spec"]["containers"]
+        for part in (*container.get("command", []), *container.get("args", []))
+    )
+    problems = [] if "/health/ready" in script else ["`helm test` asks no /health/ready"]
+    for role, service in web_services(manifests).items():
+        short = service["metadata"]["name"].rsplit("-", 1)[-1]
+        port = service["spec"]["ports"][0]["port"]
+        if f'("{short}", {port})' not in script:
+            problems.append(f"`helm test` does not check {role} ({short}:{port})")
+    return problems
+
+
+def ingress_problems(manifests: list[dict[str, Any]]) -> list[str]:
+    """One origin: `/` to the web pages; the API's paths to the services that own them."""
+    ingresses = [m for m in manifests if m["kind"] == "Ingress"]
+    if not ingresses:
+        return []
+    routes = {
+        path["path"]: path["backend"]["service"]["name"]
+        for ingress in ingresses
+        for rule in ingress["spec"].get("rules", [])
+        for path in rule.get("http", {}).get("paths", [])
+    }
+    services = web_services(manifests)
+    problems = []
+    pages = services.get("web", {}).get("metadata", {}).get("name")
+    if routes.get("/") != pages:
+        problems.append(f"the Ingress routes / to {routes.get('/')}, not the web pages ({pages})")
+    for role, service in services.items():
+        if role != "web" and service["metadata"]["name"] not in routes.values():
+            problems.append(f"the Ingress routes nothing to {role}")
+    return problems
 
 
 def nats_problems(manifests: list[dict[str, Any]], values: dict[str, Any]) -> list[str]:
@@ -385,7 +426,7 @@ def database_problems(manifests: list[dict[str, Any]]) -> list[str]:
     if pooler["spec"]["type"] != "rw" or pooler["spec"]["pgbouncer"]["poolMode"] != "session":
         problems.append("the Pooler is not rw in session mode")
     databases = sorted(d["spec"]["name"] for d in by_kind.get("Database", []))
-    if databases != ["booking", "notifications", "users"]:
+    if databases != sorted(MIGRATED):
         problems.append(f"the Databases are {databases}")
     host = f"@{pooler['metadata']['name']}:"
     for role, container in deployments(manifests).items():

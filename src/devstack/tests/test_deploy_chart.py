@@ -1,6 +1,7 @@
 """deploy-check on the Helm chart: the chart as committed passes, and each kind of mistake
 made in a copy of it (a misspelt field, a writable root, a wrong CRD value, a missing probe,
-a schema that lets a bad value through) is caught by the check that names it."""
+a schema that lets a bad value through, a service left out of the databases, the smoke test
+or the Ingress) is caught by the check that names it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from devstack.deploy import chart
 from devstack.deploy.check import main
+from devstack.deploy.roles import WEB_ROLES, WORKER_ROLES
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_a_value_the_cnpg_crd_does_not_allow_is_refused(tmp_path: Path) -> None:
         "databaseReclaimPolicy: keep",
     )
     problems = chart.cnpg_problems(chart.render(chart=copy))
-    assert len(problems) == 3
+    assert len(problems) == 4  # a Database per service, the web pages' sessions included
     assert problems[0].startswith("Database/ts-turnstile-users: spec/databaseReclaimPolicy: 'keep'")
 
 
@@ -94,6 +96,47 @@ def test_a_worker_without_its_heartbeat_probe_is_reported(tmp_path: Path) -> Non
         p.startswith("booking-sweeper: the liveness probe")
         for p in chart.rule_problems(manifests, {})
     )
+
+
+def test_every_role_runs_with_its_probes_and_the_pages_have_theirs(
+    manifests: list[dict[str, Any]],
+) -> None:
+    running = chart.deployments(manifests)
+    assert sorted(running) == sorted((*WEB_ROLES, *WORKER_ROLES))
+    pages = running["web"]
+    assert pages["ports"][0]["containerPort"] == 8080
+    assert pages["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    env = {e["name"]: e.get("value") for e in pages["env"]}
+    assert env["BOOKING_API_URL"] == "http://ts-turnstile-booking:8001"
+    assert "@ts-turnstile-pooler-rw:5432/web" in env["DATABASE_URL"]
+    kinds = {(m["kind"], m["metadata"]["name"]) for m in manifests}
+    for kind in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Database"):
+        assert (kind, "ts-turnstile-web") in kinds
+
+
+def test_a_service_left_out_of_the_databases_and_migrations_is_reported(tmp_path: Path) -> None:
+    copy = broken(
+        tmp_path,
+        "templates/_helpers.tpl",
+        '(list "users" "booking" "notifications" "web")',
+        '(list "users" "booking" "notifications")',
+    )
+    problems = chart.rule_problems(chart.render(chart=copy), {})
+    assert "the migrations Job migrates ['users', 'booking', 'notifications']" in problems
+    assert "the Databases are ['booking', 'notifications', 'users']" in problems
+
+
+def test_a_smoke_test_without_the_pages_is_reported(tmp_path: Path) -> None:
+    copy = broken(tmp_path, "templates/tests/smoke.yaml", ', ("web", 8080))', ")")
+    problems = chart.rule_problems(chart.render(chart=copy), {})
+    assert problems == ["`helm test` does not check web (web:8080)"]
+
+
+def test_an_ingress_that_does_not_send_slash_to_the_pages_is_reported(tmp_path: Path) -> None:
+    copy = broken(tmp_path, "templates/ingress.yaml", '"web" (list "/")', '"web" (list "/web")')
+    values = chart.PRODUCTION_VALUES
+    problems = chart.rule_problems(chart.render(values, chart=copy), values)
+    assert problems == ["the Ingress routes / to None, not the web pages (ts-turnstile-web)"]
 
 
 def test_a_schema_that_allows_a_transaction_pooler_is_reported(tmp_path: Path) -> None:

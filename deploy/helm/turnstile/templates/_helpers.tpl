@@ -47,8 +47,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-pooler-rw" (include "turnstile.fullname" .) }}
 {{- end }}
 
+{{/* The services with a database each, in the order their migrations run. */}}
+{{- define "turnstile.services" -}}
+{{- toJson (list "users" "booking" "notifications" "web") }}
+{{- end }}
+
 {{- define "turnstile.port" -}}
-{{- get (dict "users" "8000" "booking" "8001" "notifications" "8002") . }}
+{{- get (dict "users" "8000" "booking" "8001" "notifications" "8002" "web" "8080") . }}
+{{- end }}
+
+{{/* The image's role of a service's web server: `web` for the pages, else `<service>-web`. */}}
+{{- define "turnstile.webRole" -}}
+{{- if eq . "web" }}web{{ else }}{{ . }}-web{{ end }}
 {{- end }}
 
 {{- define "turnstile.natsUrl" -}}
@@ -143,6 +153,20 @@ Shared settings come from the ConfigMap; the database and the secret key from Se
 - name: DATABASE_URL
   value: {{ printf "postgresql://%s:$(DB_PASSWORD)@%s:5432/%s" $service (include "turnstile.poolerName" $root) $service | quote }}
 {{- end }}
+{{- if eq $service "web" }}
+{{- $fullname := include "turnstile.fullname" $root }}
+{{- $tls := and $root.Values.ingress.enabled $root.Values.ingress.tls.enabled }}
+- name: USERS_API_URL
+  value: {{ printf "http://%s-users:8000" $fullname | quote }}
+- name: BOOKING_API_URL
+  value: {{ printf "http://%s-booking:8001" $fullname | quote }}
+- name: NOTIFICATIONS_API_URL
+  value: {{ printf "http://%s-notifications:8002" $fullname | quote }}
+- name: SESSION_COOKIE_SECURE
+  value: {{ ternary "true" "false" $tls | quote }}
+- name: CSRF_TRUSTED_ORIGINS
+  value: {{ printf "%s://%s" (ternary "https" "http" $tls) $root.Values.host | quote }}
+{{- end }}
 {{- if eq $service "notifications" }}
 - name: EMAIL_HOST_PASSWORD
   valueFrom:
@@ -161,7 +185,7 @@ Shared settings come from the ConfigMap; the database and the secret key from Se
 {{- define "turnstile.sharedConfig" -}}
 {{- $fullname := include "turnstile.fullname" . }}
 {{- $hosts := list .Values.host "localhost" "127.0.0.1" }}
-{{- range $service := list "users" "booking" "notifications" }}
+{{- range $service := include "turnstile.services" . | fromJsonArray }}
 {{- $hosts = append $hosts (printf "%s-%s" $fullname $service) }}
 {{- end }}
 {{- $derived := dict
