@@ -219,6 +219,8 @@ def web_stack(workdir: Path) -> Iterator[WebStack]:
                     "RATE_LIMIT_REFRESH_PER_ADDRESS": "off",
                     "RATE_LIMIT_BOOKING_PER_ADDRESS": "off",
                     "RATE_LIMIT_PAYMENT_PER_ADDRESS": "off",
+                    # The webhook tests' receiver listens on 127.0.0.1.
+                    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
                     "ARGON2_MEMORY_COST_KIB": "8192",
                     "ARGON2_TIME_COST": "1",
                 }
