@@ -4,8 +4,9 @@ Builds the image (on a local debootstrap of bookworm unless --base-image names a
 starts an embedded PostgreSQL, NATS and mail sink on this machine as the development stack
 does (a throwaway folder, free ports), then runs from the image, each in its own container
 (host network, read-only root, /tmp a tmpfs, uid 10001): the migrations, the demo data, every
-web server and every worker. Against those it runs the README's 60-second tour and checks
-every answer, the payment's confirmation and the notifications that follow. It also checks
+web server (the web pages' too) and every worker. Against those it runs the README's 60-second
+tour and checks every answer, the payment's confirmation, the notifications that follow and
+the tour's event on the web pages' events list. It also checks
 the image holds no development server, runs as non-root, and that `turnstile health`
 answers in every container. One PASS or FAIL line per check; every container is removed at
 the end, also on failure, Ctrl-C or SIGTERM (with --keep, after Ctrl-C).
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -40,11 +43,12 @@ from devstack.deploy.image_build import (
     write_containers_conf,
 )
 from devstack.deploy.image_tour import TourError, TourRun, run_tour
+from devstack.deploy.roles import IMAGE_SERVICES, web_role
 from devstack.nats import EmbeddedNats
 from devstack.paths import ROOT, free_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import Child, ignore_stop_signals, stop_all, stop_on_signals
-from devstack.services import ALL_SERVICES, Service
+from devstack.services import Service
 
 USER_ID = "10001"
 # Where the PostgreSQL socket is mounted in each container. The socket itself, not its folder:
@@ -73,13 +77,13 @@ class Report:
 
 
 def web_roles() -> list[tuple[Service, str]]:
-    return [(service, f"{service.name}-web") for service in ALL_SERVICES]
+    return [(service, web_role(service)) for service in IMAGE_SERVICES]
 
 
 def worker_roles() -> list[tuple[Service, str]]:
     return [
         (service, f"{service.name}-{worker.name}")
-        for service in ALL_SERVICES
+        for service in IMAGE_SERVICES
         for worker in service.workers
     ]
 
@@ -116,7 +120,7 @@ def backing_services(folder: Path) -> Iterator[Backing]:
     )
     try:
         postgres.start()
-        for service in ALL_SERVICES:
+        for service in IMAGE_SERVICES:
             postgres.ensure_database(service.database)
         nats.start()
         mail.start()
@@ -184,8 +188,12 @@ def write_env_file(path: Path, backing: Backing, ports: dict[str, int]) -> None:
         "EMAIL_PORT": str(backing.mail_port),
         "BIND_HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "1",
+        # The web pages call the APIs where their containers listen.
+        "USERS_API_URL": f"http://127.0.0.1:{ports['users']}",
+        "BOOKING_API_URL": f"http://127.0.0.1:{ports['booking']}",
+        "NOTIFICATIONS_API_URL": f"http://127.0.0.1:{ports['notifications']}",
     }
-    for service in ALL_SERVICES:
+    for service in IMAGE_SERVICES:
         values[service.database_env] = (
             f"postgresql://postgres@/{service.database}?host={SOCKET_MOUNT}"
         )
@@ -216,7 +224,7 @@ def check_image(image: str, report: Report) -> None:
 def seed_demo(containers: Containers, report: Report) -> bool:
     """Each service's `seed_demo` in a container, given what the earlier ones made."""
     context: dict[str, Any] = {}
-    for service in ALL_SERVICES:
+    for service in IMAGE_SERVICES:
         result = containers.run_once(
             "-m", service.package, "seed_demo", "--context", json.dumps(context),
             env=(f"DATABASE_URL=postgresql://postgres@/{service.database}?host={SOCKET_MOUNT}",),
@@ -356,6 +364,40 @@ def check_outcome(run: TourRun, ports: dict[str, int], mail_dir: Path, report: R
     )
 
 
+def check_pages(run: TourRun, ports: dict[str, int], report: Report) -> None:
+    """The web pages' events list (`/`) shows the tour's event, read through the booking API."""
+    event = run.variables.get("EVENT", "")
+    status, answer = get(f"http://127.0.0.1:{ports['booking']}/api/events/{event}/")
+    name = answer.get("name", "") if status == 200 and isinstance(answer, dict) else ""
+    page_status, page = get_page(f"http://127.0.0.1:{ports['web']}/")
+    listed = bool(name) and html.escape(name) in page
+    report.check(
+        "the web pages list the tour's event",
+        page_status == 200 and listed,
+        f"GET / {page_status}, {len(page)} bytes; event {event} {name!r}"
+        f" {'listed' if listed else 'not listed'}",
+    )
+    # Installed from the package's data, served by WhiteNoise: a file left out of the wheel
+    # is a page without its styles and scripts.
+    assets = sorted(set(re.findall(r'(?:src|href)="(/static/[^"?#]+)', page)))
+    missing = [
+        path for path in assets if get_page(f"http://127.0.0.1:{ports['web']}{path}")[0] != 200
+    ]
+    report.check(
+        "the web pages' static files are served",
+        bool(assets) and not missing,
+        f"{len(assets)} files" + (f", missing {', '.join(missing)}" if missing else ""),
+    )
+
+
+def get_page(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
 def stop_gracefully(containers: Containers, report: Report) -> None:
     """SIGTERM reaches every process (the entry point execs it): each exits 0 in time."""
     codes: dict[str, str] = {}
@@ -372,7 +414,7 @@ def stop_gracefully(containers: Containers, report: Report) -> None:
 
 
 def run_stack(options: argparse.Namespace, folder: Path, report: Report) -> None:
-    ports = {service.name: free_port() for service in ALL_SERVICES}
+    ports = {service.name: free_port() for service in IMAGE_SERVICES}
     with backing_services(folder) as backing:
         env_file = folder / "turnstile.env"
         write_env_file(env_file, backing, ports)
@@ -382,7 +424,8 @@ def run_stack(options: argparse.Namespace, folder: Path, report: Report) -> None
         try:
             migrate = containers.run_once("migrate", "all")
             failed = migrate.returncode != 0
-            detail = migrate.stderr.strip()[-800:] if failed else "users, booking, notifications"
+            migrated = ", ".join(service.name for service in IMAGE_SERVICES)
+            detail = migrate.stderr.strip()[-800:] if failed else migrated
             if not report.check("migrate all (container)", not failed, detail):
                 return
             if not seed_demo(containers, report):
@@ -400,6 +443,7 @@ def run_stack(options: argparse.Namespace, folder: Path, report: Report) -> None
             run = run_tour((ROOT / "README.md").read_text(), ports, str(backing.mail_dir))
             check_tour(run, report)
             check_outcome(run, ports, backing.mail_dir, report)
+            check_pages(run, ports, report)
             if options.keep:
                 print(f"==> kept running: ports {ports}; Ctrl-C stops and removes it", flush=True)
                 with contextlib.suppress(KeyboardInterrupt):  # the way a kept run ends
