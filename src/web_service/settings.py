@@ -78,6 +78,12 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 LOGIN_URL = "/login"
 
+# httpx logs every call at INFO: a line per API call of every page.
+LOGGING = {
+    **LOGGING,  # noqa: F405
+    "loggers": {**LOGGING["loggers"], "httpx": {"level": "WARNING"}},  # noqa: F405
+}
+
 # Pages are HTML; the DRF views here are the health checks only.
 X_FRAME_OPTIONS = "DENY"
 SPECTACULAR_SETTINGS = {

@@ -262,3 +262,25 @@ def test_refusals_are_readable_messages(
     page.goto("/events/999999999/")
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert "{" not in page.locator("main").inner_text()
+
+
+def test_availability_is_live_on_the_list_and_the_event_page(
+    new_page: Any, stack: WebStack, organizer: dict[str, Any], customer: dict[str, Any]
+) -> None:
+    """Another buyer's hold shows on an open page within a few seconds, without a reload."""
+    event = stack.create_event(organizer["access"], total_tickets=8)
+    listing, detail = new_page(), new_page()
+    listing.goto(f"/?q={event['name'].replace(' ', '+')}")
+    detail.goto(f"/events/{event['id']}/")
+    expect(listing.locator("[data-available]")).to_have_text("8")
+    expect(detail.locator("[data-available]")).to_have_text("8")
+
+    status, booking = stack.call(
+        "POST", "booking", "/api/bookings/", {"event": event["id"], "tickets_booked": 3},
+        customer["access"],
+    )  # fmt: skip
+    assert status == 201, booking
+
+    expect(detail.locator("[data-available]")).to_have_text("5", timeout=10_000)
+    expect(detail.locator("[data-held]")).to_have_text("3")
+    expect(listing.locator("[data-available]")).to_have_text("5", timeout=12_000)
