@@ -66,8 +66,8 @@ ALL_SERVICES: tuple[Service, ...] = (
 
 # The pages people use (events, checkout, tickets, the organizer's dashboard, the door
 # scanner), in front of the three APIs, which it calls like any client. Apart from
-# ALL_SERVICES because it publishes no API: the fuzzer and the container image's roles are
-# the API services'.
+# ALL_SERVICES because it publishes no API: the fuzzer is the API services'. The container
+# image runs it too, as its `web` role (devstack.deploy.roles).
 WEB_SERVICE = Service("web", "web_service", 8080)
 
 
