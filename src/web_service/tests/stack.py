@@ -29,8 +29,8 @@ import psycopg
 
 from devstack.paths import free_port
 from devstack.process import popen_owned
-from devstack.services import available_services
-from devstack.stack import manage_argv, migrate, seed, server_argv
+from devstack.services import Service, available_services
+from devstack.stack import manage_argv, seed, server_argv
 from servicekit.testing import wait_until
 
 HOLD_SECONDS = 10
@@ -226,7 +226,7 @@ def web_stack(workdir: Path) -> Iterator[WebStack]:
                 }
             )
             envs[name] = env
-            migrate(service, env)
+        _migrate_all(services, envs)
         context = seed(list(services.values()), envs)
         for name, service in services.items():
             argv = server_argv(service, 2, host="127.0.0.1", port=stack.ports[name])
@@ -246,6 +246,26 @@ def web_stack(workdir: Path) -> Iterator[WebStack]:
         with psycopg.connect(server, autocommit=True) as conn:
             for database in databases.values():
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _migrate_all(services: dict[str, Service], envs: dict[str, dict[str, str]]) -> None:
+    """Every service's migrations at once: each has a database of its own."""
+    running = {
+        name: subprocess.Popen(
+            manage_argv(service, "migrate", "--noinput", "-v", "0"),
+            env=envs[name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for name, service in services.items()
+    }
+    failed = {}
+    for name, process in running.items():
+        output, _ = process.communicate(timeout=300)
+        if process.returncode != 0:
+            failed[name] = output.decode(errors="replace")[-3000:]
+    if failed:
+        raise RuntimeError(f"migrations failed: {failed}")
 
 
 def _live(base: str) -> bool:
