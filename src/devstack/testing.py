@@ -24,6 +24,7 @@ from pathlib import Path
 
 from devstack.fuzz import run_in_test as run_fuzz
 from devstack.nats import EmbeddedNats
+from devstack.packages import ensure_debian_package
 from devstack.paths import ROOT
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import end_with_parent
@@ -112,6 +113,11 @@ FUZZ = "fuzz"
 CHAOS = "chaos"
 
 
+# Suites with tests in a real browser (Debian's chromium driven by Playwright): the web
+# pages, and the shared library's test of the API docs pages.
+BROWSER_SUITES = ("web", "servicekit")
+
+
 def run_tests(selected: list[str], pytest_args: list[str]) -> int:
     chosen = [s for s in suites() if not selected or s.name in selected]
     names = [s.name for s in suites()] + [FUZZ, CHAOS]
@@ -122,6 +128,9 @@ def run_tests(selected: list[str], pytest_args: list[str]) -> int:
     # Narrowed runs (`dev.py test users -- -k refresh`) skip the fuzzer unless it is named.
     fuzz = FUZZ in selected or (not selected and not pytest_args)
     chaos = CHAOS in selected or (not selected and not pytest_args)
+    if any(s.name in BROWSER_SUITES for s in chosen):
+        # The browser tests skip without it (and fail in CI), so install it when we may.
+        ensure_debian_package("chromium")
     totals: Counter[str] = Counter()
     with throwaway_servers() as (workdir, postgres, nats):
         base_env = dict(os.environ)

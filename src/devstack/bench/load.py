@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +12,8 @@ from pathlib import Path
 
 import psycopg
 
-from devstack.bench.stack import Stack, log
+from devstack.bench.stack import Stack
+from devstack.packages import ensure_debian_package
 
 LOAD_SCRIPT = Path(__file__).resolve().with_name("load.lua")
 PGBENCH_SCRIPT = """\\set n random(1, 4)
@@ -26,16 +25,9 @@ INSERT INTO booking (event_id, tickets) SELECT id, :n FROM taken;
 
 
 def ensure_wrk() -> str:
-    found = shutil.which("wrk")
+    found = ensure_debian_package("wrk")
     if found:
         return found
-    if os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
-        log("installing wrk from Debian packages")
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-        found = shutil.which("wrk")
-        if found:
-            return found
     sys.exit("wrk is needed: install it (apt-get install wrk, brew install wrk) and rerun")
 
 
