@@ -185,3 +185,18 @@ def test_a_signed_in_page_sends_a_stranger_to_the_login_and_back(stack: WebStack
     answer = Client().get("/bookings/?page=2")
     assert answer.status_code == 302
     assert answer["Location"] == "/login?next=%2Fbookings%2F%3Fpage%3D2"
+
+
+@pytest.mark.django_db
+def test_a_service_away_is_a_page_that_says_so(stack: WebStack, settings: Any) -> None:
+    customer = stack.register()
+    browser = Client()
+    assert (
+        browser.post("/login", {"email": customer["email"], "password": PASSWORD}).status_code
+        == 302
+    )
+    settings.BOOKING_API_URL = f"http://127.0.0.1:{free_port()}"
+    for path in ("/", "/bookings/", "/bookings/1/", "/events/1/"):
+        page = browser.get(path)
+        assert page.status_code in (502, 503), path
+        assert "booking service is not answering" in page.content.decode(), path

@@ -67,6 +67,9 @@ def signed_in(view: View) -> View:
         except NotSignedIn:
             messages.info(request, "Your session has ended. Please log in again.")
             return login_redirect(request)
+        except ApiProblem as problem:
+            # A refusal the view did not expect (a service away, say): a page saying so.
+            return problem_page(request, problem)
 
     return wrapper  # type: ignore[return-value]
 
