@@ -14,6 +14,7 @@ from booking_service.api.tickets import (
     BookingTicketsApi,
     EventStaffApi,
     EventStaffDetailApi,
+    TicketJwksAliasApi,
     TicketJwksApi,
 )
 from servicekit.urls import common_urlpatterns, route
@@ -37,6 +38,9 @@ urlpatterns = [
     route("api/availability", AvailabilityApi.as_view(), name="availability"),
     # Tickets and check-in.
     route(".well-known/jwks.json", TicketJwksApi.as_view(), name="ticket-jwks"),
+    # The same keys under /api/, for one public origin whose /.well-known/ is the users
+    # service's (the proxy and the Ingress route /api/tickets here).
+    route("api/tickets/jwks.json", TicketJwksAliasApi.as_view(), name="ticket-jwks-api"),
     route("api/bookings/<int:pk>/tickets", BookingTicketsApi.as_view(), name="booking-tickets"),
     route("api/events/<int:pk>/staff", EventStaffApi.as_view(), name="event-staff"),
     route(

@@ -36,6 +36,11 @@ class UnpaginatedSchema(AutoSchema):
         return None
 
 
+TICKET_JWKS = inline_serializer(
+    "TicketJwks", {"keys": serializers.ListField(child=serializers.DictField())}
+)
+
+
 class TicketJwksApi(APIView):
     """The public keys of ticket codes (OKP, Ed25519, EdDSA): verify a code with these
     alone, offline."""
@@ -45,14 +50,24 @@ class TicketJwksApi(APIView):
 
     @extend_schema(
         operation_id="well_known_jwks_retrieve",
-        responses=inline_serializer(
-            "TicketJwks", {"keys": serializers.ListField(child=serializers.DictField())}
-        ),
+        responses=TICKET_JWKS,
     )
     def get(self, request: Request) -> Response:
         response = Response(ticket_jwks_document())
         response["Cache-Control"] = "public, max-age=300"
         return response
+
+
+class TicketJwksAliasApi(TicketJwksApi):
+    """The same keys at `/api/tickets/jwks.json`, for one public origin whose
+    `/.well-known/jwks.json` is the users service's."""
+
+    @extend_schema(
+        operation_id="api_tickets_jwks_retrieve",
+        responses=TICKET_JWKS,
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
 
 
 class TicketOutputSerializer(serializers.ModelSerializer[Ticket]):

@@ -28,6 +28,8 @@ def published_jwks() -> dict[str, Any]:
     response = Client().get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
+    # The same keys under /api/ (for one public origin).
+    assert Client().get("/api/tickets/jwks.json").json() == response.json()
     return dict(response.json())
 
 
