@@ -21,6 +21,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     route("events/<int:event_id>/hold", events.event_hold, name="event-hold"),
     route("checkout/<int:booking_id>", bookings.checkout, name="checkout"),
     route("checkout/<int:booking_id>/pay", bookings.pay, name="checkout-pay"),
+    route("checkout/<int:booking_id>/state", bookings.hold_state, name="checkout-state"),
     route("bookings", bookings.booking_list, name="booking-list"),
     route("bookings/<int:booking_id>", bookings.booking_detail, name="booking-detail"),
     route("bookings/<int:booking_id>/change", bookings.booking_change, name="booking-change"),

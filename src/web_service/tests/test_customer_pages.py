@@ -114,6 +114,9 @@ def test_a_hold_left_to_expire_says_so_and_its_tickets_come_back(
     expect(expired).to_be_visible()
     expect(expired).to_contain_text("Your hold ran out")
     expect(page.get_by_role("button", name=re.compile("^Pay"))).to_be_disabled()
+    expect(page.locator("#hold-release")).to_have_text(
+        "The tickets were released: they are back on sale.", timeout=10_000
+    )
 
     # The sweeper has released them: the event's live availability shows all five.
     page.get_by_role("link", name="Back to the event").click()

@@ -62,6 +62,21 @@ def checkout(request: HttpRequest, booking_id: str) -> HttpResponse:
     )
 
 
+@require_GET
+@signed_in
+def hold_state(request: HttpRequest, booking_id: str) -> HttpResponse:
+    """After the countdown: whether the booking service has released the hold yet. Polled by
+    htmx until it has (status 286 tells htmx to stop)."""
+    booking = api(request).get("booking", f"/api/bookings/{booking_id}/")
+    released = booking["status"] == "canceled"
+    return render(
+        request,
+        "web/_hold_state.html",
+        {"booking": booking, "released": released},
+        status=286 if released or booking["status"] == "confirmed" else 200,
+    )
+
+
 @require_POST
 @signed_in
 def pay(request: HttpRequest, booking_id: str) -> HttpResponse:

@@ -40,6 +40,13 @@
     if (message) { message.hidden = false; }
     var announce = box.querySelector("[data-countdown-announce]");
     if (announce) { announce.textContent = "Your hold ran out."; }
+    var release = document.getElementById("hold-release");
+    if (release && window.htmx && !release.hasAttribute("hx-get")) {
+      /* Until the booking service's sweeper has released the hold, say so, then that it has. */
+      release.setAttribute("hx-get", release.dataset.stateUrl);
+      release.setAttribute("hx-trigger", "load, every 2s");
+      window.htmx.process(release);
+    }
     document.querySelectorAll("[data-needs-hold]").forEach(function (element) {
       element.querySelectorAll("input, button, select").forEach(function (field) {
         field.disabled = true;
