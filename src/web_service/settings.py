@@ -4,6 +4,7 @@ Its own database holds Django sessions only; everything else it reads and writes
 the other services' public APIs (web_service.api). Every value comes from the environment.
 """
 
+import copy
 import importlib.util
 
 from servicekit.base_settings import *  # noqa: F403
@@ -79,10 +80,8 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_URL = "/login"
 
 # httpx logs every call at INFO: a line per API call of every page.
-LOGGING = {
-    **LOGGING,  # noqa: F405
-    "loggers": {**LOGGING["loggers"], "httpx": {"level": "WARNING"}},  # noqa: F405
-}
+LOGGING = copy.deepcopy(LOGGING)  # noqa: F405
+LOGGING["loggers"]["httpx"] = {"level": "WARNING"}  # type: ignore[index]
 
 # Pages are HTML; the DRF views here are the health checks only.
 X_FRAME_OPTIONS = "DENY"
