@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from web_service.tests.conftest import PHONE
 from web_service.tests.pages import (
     countdown_seconds,
     decode_qr,
@@ -287,3 +288,20 @@ def test_availability_is_live_on_the_list_and_the_event_page(
     expect(detail.locator("[data-available]")).to_have_text("5", timeout=10_000)
     expect(detail.locator("[data-held]")).to_have_text("3")
     expect(listing.locator("[data-available]")).to_have_text("5", timeout=12_000)
+
+
+def test_a_phone_sized_screen_buys_a_ticket(
+    new_page: Any, stack: WebStack, organizer: dict[str, Any], customer: dict[str, Any]
+) -> None:
+    page = new_page(PHONE)
+    event = stack.create_event(organizer["access"])
+    log_in(page, customer["email"])
+    booking_id = hold(page, event["id"], 1)
+    expect(page.locator("[data-countdown]")).to_be_in_viewport()
+    pay(page, "4242424242424242")
+    expect(page.locator("[data-status]")).to_have_text("confirmed")
+    assert page.url.endswith(f"/bookings/{booking_id}/")
+    qr = page.locator(".ticket svg")
+    expect(qr).to_be_visible()
+    assert qr.bounding_box()["width"] <= PHONE["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
