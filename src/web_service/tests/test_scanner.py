@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from web_service.organizer.scanner import code_event
 from web_service.tests.pages import log_in
@@ -33,9 +33,8 @@ def paid_booking(stack: WebStack, customer: dict[str, Any], event_id: int, count
 
 
 def show_photo(page: Page, png: bytes) -> None:
-    page.get_by_label("Or read a photo of a ticket").set_input_files(
-        files=[{"name": "ticket.png", "mimeType": "image/png", "buffer": png}]
-    )
+    photo: FilePayload = {"name": "ticket.png", "mimeType": "image/png", "buffer": png}
+    page.get_by_label("Or read a photo of a ticket").set_input_files(files=[photo])
 
 
 def test_door_staff_scan_the_ticket_pages_qr_once_and_a_second_scan_is_refused_with_the_time(
