@@ -33,7 +33,7 @@ from devstack.services import Service, available_services
 from devstack.stack import manage_argv, seed, server_argv
 from servicekit.testing import wait_until
 
-HOLD_SECONDS = 10
+HOLD_SECONDS = 12
 PASSWORD = "Turnstile-web-Pa55word"
 NEEDED = ("users", "booking", "notifications", "web")
 
