@@ -153,6 +153,30 @@ def test_a_ticket_of_another_event_is_not_checked_in_here(page: Page, stack: Web
     assert summary == {"checked_in": 0, "expected": 1}
 
 
+def test_a_canceled_bookings_ticket_is_void_at_the_door(page: Page, stack: WebStack) -> None:
+    organizer = stack.register("organizer")
+    customer = stack.register("customer")
+    event = stack.create_event(organizer["access"])
+    booking_id = paid_booking(stack, customer, event["id"], 1)
+    _, tickets = stack.call(
+        "GET", "booking", f"/api/bookings/{booking_id}/tickets/", token=customer["access"]
+    )
+    status, canceled = stack.call(
+        "DELETE", "booking", f"/api/bookings/{booking_id}/", token=customer["access"]
+    )
+    assert status == 200, canceled
+    assert canceled["status"] == "canceled"
+    log_in(page, organizer["email"])
+    page.goto(f"/scan/{event['id']}/")
+    expect(page.locator("[data-expected]")).to_have_text("0")
+    page.get_by_label("Ticket code").fill(tickets[0]["code"])
+    page.get_by_role("button", name="Check in").click()
+    result = page.locator("[data-result]")
+    expect(result).to_have_attribute("data-result", "void")
+    expect(result.locator(".scan-headline")).to_have_text("Void ticket")
+    expect(page.locator("[data-checked-in]")).to_have_text("0")
+
+
 def test_the_scanner_works_without_scripts_through_its_form(
     new_page: Callable[..., Page], browser: Any, stack: WebStack
 ) -> None:
