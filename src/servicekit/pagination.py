@@ -2,9 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.paginator import InvalidPage, Page
 from rest_framework import pagination
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 
 from servicekit.fields import BIGINT_MAX, IntegerField, QuerySerializer
@@ -30,27 +28,6 @@ class PageNumberPagination(pagination.PageNumberPagination):
         params = self.PageParams.parse(request.query_params)
         self._page_size: int | None = params.get("page_size")
         return super().paginate_queryset(queryset, request, view)
-
-    def paginate_counted(self, rows: Any, request: Request) -> list[Any]:
-        """`paginate_queryset` in one statement: `rows` gives `(item, total)` pairs, `total`
-        being the whole list's `count(*) OVER ()`, so a page and the count come from one
-        query instead of two. The answers are `paginate_queryset`'s: a page past the last
-        one is a 404, the first page of an empty list is empty."""
-        params = self.PageParams.parse(request.query_params)
-        self.request = request
-        size = int(params.get("page_size") or self.page_size or 1)
-        number = int(params.get("page") or 1)
-        if number * size > BIGINT_MAX:  # past any list, and past what OFFSET takes
-            raise NotFound(self.invalid_page_message)
-        fetched = list(rows[(number - 1) * size : number * size])
-        paginator = self.django_paginator_class([], size)
-        paginator.__dict__["count"] = fetched[0][1] if fetched else 0  # its cached_property
-        try:
-            paginator.validate_number(number if fetched else 1 if number == 1 else 0)
-        except InvalidPage as exc:
-            raise NotFound(self.invalid_page_message) from exc
-        self.page = Page([item for item, _ in fetched], number, paginator)
-        return list(self.page.object_list)
 
     def get_page_size(self, request: Request) -> int | None:
         return getattr(self, "_page_size", None) or self.page_size

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db.models import Count, Window
 from django.db.models.expressions import RawSQL
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -234,10 +233,8 @@ class BookingListCreateApi(BookingCreateApi):
         paginator = PageNumberPagination()
         # A constant of this module, no input in it.
         document = RawSQL(BOOKING_JSON_SQL, ())  # noqa: S611
-        rows = bookings.annotate(document=document, total=Window(Count("*"))).values_list(
-            "document", "total"
-        )
-        page = paginator.paginate_counted(rows, request)
+        documents = bookings.annotate(document=document).values_list("document", flat=True)
+        page = paginator.paginate_queryset(documents, request) or []
         return paginator.get_paginated_response([orjson.Fragment(text) for text in page])
 
 

@@ -285,21 +285,10 @@ class TestPathIds:
 
 
 class TestPagination:
-    """Both ways of paginating give the same answers: `paginate_queryset` (a count, then the
-    page) and `paginate_counted` (rows that carry the list's total)."""
-
-    @pytest.fixture(autouse=True, params=["queryset", "counted"])
-    def _way(self, request: pytest.FixtureRequest) -> None:
-        self.way = request.param
-
     def paginate(self, query: str, items: int = 25) -> list[Any] | None:
         request = Request(RequestFactory().get(f"/?{query}"))
         paginator = PageNumberPagination()
-        page: list[Any] | None
-        if self.way == "counted":
-            page = paginator.paginate_counted([(n, items) for n in range(items)], request)
-        else:
-            page = paginator.paginate_queryset(list(range(items)), request)
+        page = paginator.paginate_queryset(list(range(items)), request)
         assert paginator.page is not None
         self.count = paginator.page.paginator.count
         return page
