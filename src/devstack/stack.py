@@ -77,6 +77,10 @@ def service_env(
     env.setdefault("EMAIL_HOST", "127.0.0.1")
     env.setdefault("EMAIL_PORT", str(MAIL_PORT))
     env.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
+    # The web pages call the APIs from 127.0.0.1 and pass the browser's address on: trusting
+    # the loopback as a proxy keeps the APIs' per-address limits per person, not one budget
+    # for everyone who uses the pages (a development stack only listens on the loopback).
+    env.setdefault("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
     return env
 
 
