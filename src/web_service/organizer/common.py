@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from web_service.api import Api, ApiProblem
 from web_service.views.common import View, current_user, problem_page, signed_in
@@ -39,6 +40,24 @@ def form_status(problem: ApiProblem) -> int:
     return problem.status if 400 <= problem.status < 500 else 502
 
 
+def form_page(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    problem: ApiProblem | None = None,
+) -> HttpResponse:
+    """A create or edit form; after a refusal, again with the refusal and its status."""
+    if problem is None:
+        return render(request, template, context)
+    return render(request, template, {**context, "problem": problem}, status=form_status(problem))
+
+
+def changed(body: dict[str, Any], current: dict[str, str]) -> dict[str, Any]:
+    """Only what the form changed: a PATCH of the rest could be refused for no reason (an
+    event that has begun can still get a new name)."""
+    return {k: v for k, v in body.items() if str(v) != current[k]}
+
+
 def page_links(answer: dict[str, Any], page: str) -> dict[str, Any]:
     number = int(page) if page.isdigit() else 1
     return {
@@ -52,6 +71,14 @@ def page_links(answer: dict[str, Any], page: str) -> dict[str, Any]:
 def event_of(client: Api, event_id: int) -> dict[str, Any]:
     event: dict[str, Any] = client.get("booking", f"/api/events/{event_id}/", auth=False)
     return event
+
+
+def own(request: HttpRequest, thing: dict[str, Any]) -> dict[str, Any]:
+    """The thing, when the signed-in person may manage it; another's is not found (a refusal
+    organizer_only shows as a page of its own)."""
+    if not owns(request, thing):
+        raise ApiProblem(404, "Not found.")
+    return thing
 
 
 def owns(request: HttpRequest, thing: dict[str, Any]) -> bool:

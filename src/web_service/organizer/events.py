@@ -11,9 +11,17 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from web_service.api import Api, ApiProblem
-from web_service.organizer.common import event_of, form_status, organizer_only, owns, page_links
-from web_service.views.common import api, current_user, problem_page
+from web_service.organizer.common import (
+    changed,
+    event_of,
+    form_page,
+    organizer_only,
+    own,
+    page_links,
+)
+from web_service.views.common import api, current_user, flash_problem, problem_page
 
+EVENT_FORM = "web/organizer/event_form.html"
 EVENT_FIELDS = ("name", "description", "date", "time", "location", "total_tickets")
 # Enough of one's own resources for one page; the booking service lists them 100 at a time.
 RESOURCE_PAGES = 5
@@ -76,50 +84,35 @@ def event_new(request: HttpRequest) -> HttpResponse:
         "creating": True,
     }
     if request.method == "POST":
-        form = _event_form(request)
-        context["form"] = form
+        context["form"] = form = _event_form(request)
         try:
             event = api(request).post("booking", "/api/events/", json=_event_body(form))
         except ApiProblem as problem:
-            context["problem"] = problem
-            return render(
-                request, "web/organizer/event_form.html", context, status=form_status(problem)
-            )
+            return form_page(request, EVENT_FORM, context, problem)
         messages.success(request, f"“{event['name']}” is published.")
         return HttpResponseRedirect(f"/organizer/events/{event['id']}/")
-    return render(request, "web/organizer/event_form.html", context)
+    return form_page(request, EVENT_FORM, context)
 
 
 @require_http_methods(["GET", "POST"])
 @organizer_only
 def event_edit(request: HttpRequest, event_id: int) -> HttpResponse:
     client = api(request)
-    try:
-        event = event_of(client, event_id)
-    except ApiProblem as problem:
-        return problem_page(request, problem)
-    if not owns(request, event):
-        return problem_page(request, ApiProblem(404, "Not found."))
+    event = own(request, event_of(client, event_id))
     current = {name: str(event[name] or "") for name in EVENT_FIELDS}
     current["time"] = current["time"][:5]
     current["price_per_ticket"] = str(event["price_per_ticket"])
     context: dict[str, Any] = {"form": current, "event": event, "nav": "organizer"}
     if request.method == "POST":
-        form = _event_form(request)
-        context["form"] = form
-        # Only what changed: an event that has begun can still get a new name.
-        changes = {k: v for k, v in _event_body(form).items() if str(v) != current[k]}
-        if changes:
+        context["form"] = form = _event_form(request)
+        if changes := changed(_event_body(form), current):
             try:
                 client.patch("booking", f"/api/events/{event_id}/", json=changes)
             except ApiProblem as problem:
-                context["problem"] = problem
-                return render(
-                    request, "web/organizer/event_form.html", context, status=form_status(problem)
-                )
+                return form_page(request, EVENT_FORM, context, problem)
             messages.success(request, "The event is saved.")
         return HttpResponseRedirect(f"/organizer/events/{event_id}/")
-    return render(request, "web/organizer/event_form.html", context)
+    return form_page(request, EVENT_FORM, context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -127,18 +120,12 @@ def event_edit(request: HttpRequest, event_id: int) -> HttpResponse:
 def event_cancel(request: HttpRequest, event_id: int) -> HttpResponse:
     """Ask first (every booking is canceled and paid ones refunded), then cancel."""
     client = api(request)
-    try:
-        event = event_of(client, event_id)
-    except ApiProblem as problem:
-        return problem_page(request, problem)
-    if not owns(request, event):
-        return problem_page(request, ApiProblem(404, "Not found."))
+    event = own(request, event_of(client, event_id))
     if request.method == "POST":
         try:
             client.delete("booking", f"/api/events/{event_id}/")
         except ApiProblem as problem:
-            for line in problem.messages:
-                messages.error(request, line)
+            flash_problem(request, problem)
         else:
             messages.success(request, f"“{event['name']}” is canceled; its buyers are refunded.")
         return HttpResponseRedirect(f"/organizer/events/{event_id}/")

@@ -9,9 +9,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from web_service.api import ApiProblem
-from web_service.organizer.common import form_status, organizer_only, owns
-from web_service.views.common import api, problem_page
+from web_service.api import Api, ApiProblem
+from web_service.organizer.common import changed, form_page, organizer_only, own
+from web_service.views.common import api, flash_problem
 
 RESOURCE_FIELDS = (
     "name",
@@ -23,6 +23,7 @@ RESOURCE_FIELDS = (
     "slot_minutes",
     "price_per_slot",
 )
+RESOURCE_FORM = "web/organizer/resource_form.html"
 TIMES = ("opening_time", "closing_time")
 
 
@@ -52,52 +53,39 @@ def resource_new(request: HttpRequest) -> HttpResponse:
         "nav": "organizer",
     }
     if request.method == "POST":
-        form = _resource_form(request)
-        context["form"] = form
+        context["form"] = form = _resource_form(request)
         try:
             resource = api(request).post("booking", "/api/resources/", json=_resource_body(form))
         except ApiProblem as problem:
-            context["problem"] = problem
-            return render(
-                request, "web/organizer/resource_form.html", context, status=form_status(problem)
-            )
+            return form_page(request, RESOURCE_FORM, context, problem)
         messages.success(request, f"“{resource['name']}” can be booked now.")
         return HttpResponseRedirect("/organizer/")
-    return render(request, "web/organizer/resource_form.html", context)
+    return form_page(request, RESOURCE_FORM, context)
+
+
+def _own_resource(request: HttpRequest, client: Api, resource_id: int) -> dict[str, Any]:
+    return own(request, client.get("booking", f"/api/resources/{resource_id}/", auth=False))
 
 
 @require_http_methods(["GET", "POST"])
 @organizer_only
 def resource_edit(request: HttpRequest, resource_id: int) -> HttpResponse:
     client = api(request)
-    try:
-        resource = client.get("booking", f"/api/resources/{resource_id}/", auth=False)
-    except ApiProblem as problem:
-        return problem_page(request, problem)
-    if not owns(request, resource):
-        return problem_page(request, ApiProblem(404, "Not found."))
+    resource = _own_resource(request, client, resource_id)
     current = {name: str(resource[name] or "") for name in RESOURCE_FIELDS}
     for name in TIMES:
         current[name] = current[name][:5]
     context: dict[str, Any] = {"form": current, "resource": resource, "nav": "organizer"}
     if request.method == "POST":
-        form = _resource_form(request)
-        context["form"] = form
-        changes = {k: v for k, v in _resource_body(form).items() if str(v) != current[k]}
-        if changes:
+        context["form"] = form = _resource_form(request)
+        if changes := changed(_resource_body(form), current):
             try:
                 client.patch("booking", f"/api/resources/{resource_id}/", json=changes)
             except ApiProblem as problem:
-                context["problem"] = problem
-                return render(
-                    request,
-                    "web/organizer/resource_form.html",
-                    context,
-                    status=form_status(problem),
-                )
+                return form_page(request, RESOURCE_FORM, context, problem)
             messages.success(request, "The resource is saved.")
         return HttpResponseRedirect("/organizer/")
-    return render(request, "web/organizer/resource_form.html", context)
+    return form_page(request, RESOURCE_FORM, context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -105,18 +93,12 @@ def resource_edit(request: HttpRequest, resource_id: int) -> HttpResponse:
 def resource_retire(request: HttpRequest, resource_id: int) -> HttpResponse:
     """Ask first, then retire it (no new bookings; the ones made stay)."""
     client = api(request)
-    try:
-        resource = client.get("booking", f"/api/resources/{resource_id}/", auth=False)
-    except ApiProblem as problem:
-        return problem_page(request, problem)
-    if not owns(request, resource):
-        return problem_page(request, ApiProblem(404, "Not found."))
+    resource = _own_resource(request, client, resource_id)
     if request.method == "POST":
         try:
             client.delete("booking", f"/api/resources/{resource_id}/")
         except ApiProblem as problem:
-            for line in problem.messages:
-                messages.error(request, line)
+            flash_problem(request, problem)
             return HttpResponseRedirect(f"/organizer/resources/{resource_id}/edit")
         messages.success(request, f"“{resource['name']}” is retired.")
         return HttpResponseRedirect("/organizer/")
