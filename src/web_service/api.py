@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 from django.conf import settings
@@ -124,6 +124,15 @@ def store_login(session: SessionBase, tokens: dict[str, Any]) -> None:
         session[USER] = tokens["user"]
 
 
+class Options(TypedDict, total=False):
+    """What a call may add to its method and path; it is signed in (auth) unless told not."""
+
+    json: Any
+    params: dict[str, Any] | None
+    headers: dict[str, str] | None
+    auth: bool
+
+
 class Api:
     """Calls on behalf of one session (or of nobody, for public reads)."""
 
@@ -134,33 +143,21 @@ class Api:
         # person, not one budget for everyone behind the web service.
         self.forwarded_for = forwarded_for
 
-    def get(self, service: str, path: str, **kwargs: Any) -> Any:
-        return self.call("GET", service, path, **kwargs)
+    def get(self, service: str, path: str, **options: Unpack[Options]) -> Any:
+        return self.call("GET", service, path, **options)
 
-    def post(self, service: str, path: str, **kwargs: Any) -> Any:
-        return self.call("POST", service, path, **kwargs)
+    def post(self, service: str, path: str, **options: Unpack[Options]) -> Any:
+        return self.call("POST", service, path, **options)
 
-    def patch(self, service: str, path: str, **kwargs: Any) -> Any:
-        return self.call("PATCH", service, path, **kwargs)
+    def patch(self, service: str, path: str, **options: Unpack[Options]) -> Any:
+        return self.call("PATCH", service, path, **options)
 
-    def delete(self, service: str, path: str, **kwargs: Any) -> Any:
-        return self.call("DELETE", service, path, **kwargs)
+    def delete(self, service: str, path: str, **options: Unpack[Options]) -> Any:
+        return self.call("DELETE", service, path, **options)
 
-    def call(
-        self,
-        method: str,
-        service: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: bool = True,
-    ) -> Any:
+    def call(self, method: str, service: str, path: str, **options: Unpack[Options]) -> Any:
         """The JSON answer (None when empty), or ApiProblem / NotSignedIn."""
-        response = self.send(
-            method, service, path, json=json, params=params, headers=headers, auth=auth
-        )
+        response = self.send(method, service, path, **options)
         if response.status_code >= 400:
             raise ApiProblem.from_response(response)
         if not response.content:
@@ -171,56 +168,39 @@ class Api:
             return response.text
 
     def send(
-        self,
-        method: str,
-        service: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: bool = True,
+        self, method: str, service: str, path: str, **options: Unpack[Options]
     ) -> httpx.Response:
         """The raw answer, whatever its status (a CSV download, say), after one refresh."""
-        extra = dict(headers or {})
+        auth = options.get("auth", True)
         if auth:
             if self._tokens() is None:
                 raise NotSignedIn
             if self._tokens_expiring():
                 self._refresh()
-        response = self._send(
-            method, service, path, json=json, params=params, headers=extra, auth=auth
-        )
+        response = self._send(method, service, path, options)
         if auth and response.status_code == 401:
             self._refresh()
-            response = self._send(
-                method, service, path, json=json, params=params, headers=extra, auth=auth
-            )
+            response = self._send(method, service, path, options)
             if response.status_code == 401:
                 self.forget()
                 raise NotSignedIn
         return response
 
-    def _send(
-        self,
-        method: str,
-        service: str,
-        path: str,
-        *,
-        json: Any,
-        params: dict[str, Any] | None,
-        headers: dict[str, str],
-        auth: bool,
-    ) -> httpx.Response:
+    def _send(self, method: str, service: str, path: str, options: Options) -> httpx.Response:
         tokens = self._tokens()
+        headers = dict(options.get("headers") or {})
         if self.forwarded_for:
-            headers = {**headers, "X-Forwarded-For": self.forwarded_for}
-        if auth and tokens is not None:
-            headers = {**headers, "Authorization": f"Bearer {tokens['access']}"}
-        clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+            headers["X-Forwarded-For"] = self.forwarded_for
+        if options.get("auth", True) and tokens is not None:
+            headers["Authorization"] = f"Bearer {tokens['access']}"
+        clean = {k: v for k, v in (options.get("params") or {}).items() if v not in (None, "")}
         try:
             return _client.request(
-                method, base_url(service) + path, json=json, params=clean, headers=headers
+                method,
+                base_url(service) + path,
+                json=options.get("json"),
+                params=clean,
+                headers=headers,
             )
         except httpx.HTTPError as exc:
             raise ApiProblem(
