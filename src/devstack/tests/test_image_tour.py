@@ -30,6 +30,7 @@ class FakeServices(BaseHTTPRequestHandler):
         ("POST", "/api/bookings/"): (201, {"id": 9, "status": "pending"}),
         ("GET", "/api/availability/"): (200, {"available": 98, "held": 2, "sold": 0}),
         ("POST", "/api/payments/"): (201, {"id": 3, "booking": 9, "status": "success"}),
+        ("GET", "/api/bookings/9/tickets/"): (200, [{"number": 1, "status": "valid"}]),
         ("GET", "/api/notifications/"): (200, {"count": 0, "results": []}),
     }
     broken: ClassVar[set[str]] = set()
@@ -115,6 +116,7 @@ def test_the_tour_runs_and_each_answer_is_checked(services: dict[str, int], tmp_
         "POST /api/bookings/ 201",
         "GET /api/availability/ 200",
         "POST /api/payments/ 201",
+        "GET /api/bookings/9/tickets/ 200",
         "GET /api/notifications/ 200",
     ]
     assert all(result.problems() == [] for result in run.results)
