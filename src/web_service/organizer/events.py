@@ -19,7 +19,7 @@ from web_service.organizer.common import (
     own,
     page_links,
 )
-from web_service.views.common import api, current_user, flash_problem, problem_page
+from web_service.views.common import api, current_user, flash_problem
 
 EVENT_FORM = "web/organizer/event_form.html"
 EVENT_FIELDS = ("name", "description", "date", "time", "location", "total_tickets")
@@ -32,11 +32,8 @@ RESOURCE_PAGES = 5
 def home(request: HttpRequest) -> HttpResponse:
     client = api(request)
     page = request.GET.get("page", "1")
-    try:
-        events = client.get("booking", "/api/events/mine/", params={"page": page})
-        resources = _own_resources(client, str((current_user(request) or {}).get("id")))
-    except ApiProblem as problem:
-        return problem_page(request, problem)
+    events = client.get("booking", "/api/events/mine/", params={"page": page})
+    resources = _own_resources(client, str((current_user(request) or {}).get("id")))
     return render(
         request,
         "web/organizer/home.html",

@@ -32,11 +32,8 @@ def _sales(request: HttpRequest, event_id: int) -> dict[str, Any]:
 @organizer_only
 def dashboard(request: HttpRequest, event_id: int) -> HttpResponse:
     client = api(request)
-    try:
-        event = event_of(client, event_id)
-        sales = _sales(request, event_id)
-    except ApiProblem as problem:
-        return problem_page(request, problem)
+    event = event_of(client, event_id)
+    sales = _sales(request, event_id)
     return render(
         request,
         "web/organizer/dashboard.html",
@@ -65,11 +62,8 @@ def sales_numbers(request: HttpRequest, event_id: int) -> HttpResponse:
 def attendees(request: HttpRequest, event_id: int) -> HttpResponse:
     client = api(request)
     page = request.GET.get("page", "1")
-    try:
-        event = event_of(client, event_id)
-        answer = client.get("booking", f"/api/events/{event_id}/attendees/", params={"page": page})
-    except ApiProblem as problem:
-        return problem_page(request, problem)
+    event = event_of(client, event_id)
+    answer = client.get("booking", f"/api/events/{event_id}/attendees/", params={"page": page})
     return render(
         request,
         "web/organizer/attendees.html",

@@ -177,11 +177,8 @@ def scan_checkin(request: HttpRequest, event_id: int) -> HttpResponse:
     context = {"result": result, "nonce": nonce, "code": code}
     if request.headers.get("X-Scanner"):
         return render(request, "web/organizer/_scan_result.html", context)
-    try:
-        event = event_of(api(request), event_id)
-        summary = api(request).get("booking", f"/api/events/{event_id}/checkins/summary")
-    except ApiProblem as missing:
-        return problem_page(request, missing)
+    event = event_of(api(request), event_id)
+    summary = api(request).get("booking", f"/api/events/{event_id}/checkins/summary")
     return render(
         request,
         "web/organizer/scanner.html",

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from web_service.api import ApiProblem
 from web_service.organizer.common import event_of, form_status, organizer_only
-from web_service.views.common import api, flash_problem, problem_page
+from web_service.views.common import api, flash_problem
 
 
 @require_http_methods(["GET", "POST"])
@@ -29,11 +29,8 @@ def staff(request: HttpRequest, event_id: int) -> HttpResponse:
         else:
             messages.success(request, f"{user_id} may now scan this event's tickets.")
             return HttpResponseRedirect(f"/organizer/events/{event_id}/staff")
-    try:
-        event = event_of(client, event_id)
-        members = client.get("booking", f"/api/events/{event_id}/staff/")
-    except ApiProblem as missing:
-        return problem_page(request, missing)
+    event = event_of(client, event_id)
+    members = client.get("booking", f"/api/events/{event_id}/staff/")
     return render(
         request,
         "web/organizer/staff.html",

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from servicekit.messages import ORGANIZER_MESSAGE_TYPES
 from web_service.api import ApiProblem
 from web_service.organizer.common import form_status, organizer_only, page_links
-from web_service.views.common import api, flash_problem, problem_page
+from web_service.views.common import api, flash_problem
 
 SHOWN_ONCE = "organizer_webhook_shown_once"
 
@@ -52,10 +52,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
             messages.success(request, "The webhook is registered.")
             return HttpResponseRedirect(f"/organizer/webhooks/{endpoint['id']}")
     page = request.GET.get("page", "1")
-    try:
-        answer = client.get("notifications", "/api/webhooks/", params={"page": page})
-    except ApiProblem as missing:
-        return problem_page(request, missing)
+    answer = client.get("notifications", "/api/webhooks/", params={"page": page})
     return render(
         request,
         "web/organizer/webhooks.html",
@@ -76,13 +73,10 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 def webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     client = api(request)
     page = request.GET.get("page", "1")
-    try:
-        endpoint = client.get("notifications", f"/api/webhooks/{endpoint_id}")
-        deliveries = client.get(
-            "notifications", f"/api/webhooks/{endpoint_id}/deliveries", params={"page": page}
-        )
-    except ApiProblem as problem:
-        return problem_page(request, problem)
+    endpoint = client.get("notifications", f"/api/webhooks/{endpoint_id}")
+    deliveries = client.get(
+        "notifications", f"/api/webhooks/{endpoint_id}/deliveries", params={"page": page}
+    )
     return render(
         request,
         "web/organizer/webhook.html",

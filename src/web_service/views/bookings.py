@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from web_service.api import Api, ApiProblem
-from web_service.views.common import api, flash_problem, problem_page, signed_in
+from web_service.views.common import api, flash_problem, signed_in
 
 # What the booking service's payment failures mean to the person paying.
 DECLINES = {
@@ -43,10 +43,7 @@ def _booking_with_subject(client: Api, booking_id: str) -> dict[str, Any]:
 @require_GET
 @signed_in
 def checkout(request: HttpRequest, booking_id: str) -> HttpResponse:
-    try:
-        booking = _booking_with_subject(api(request), booking_id)
-    except ApiProblem as problem:
-        return problem_page(request, problem)
+    booking = _booking_with_subject(api(request), booking_id)
     if booking["status"] != "pending":
         return HttpResponseRedirect(f"/bookings/{booking_id}/")
     return render(
@@ -117,10 +114,7 @@ def pay(request: HttpRequest, booking_id: str) -> HttpResponse:
 def booking_list(request: HttpRequest) -> HttpResponse:
     page = request.GET.get("page", "1")
     client = api(request)
-    try:
-        answer = client.get("booking", "/api/bookings/", params={"page": page})
-    except ApiProblem as problem:
-        return problem_page(request, problem)
+    answer = client.get("booking", "/api/bookings/", params={"page": page})
     names = _subject_names(client, answer["results"])
     for booking in answer["results"]:
         booking["subject_name"] = names.get(
@@ -160,10 +154,7 @@ def _subject_names(client: Api, bookings: list[dict[str, Any]]) -> dict[tuple[st
 @signed_in
 def booking_detail(request: HttpRequest, booking_id: str) -> HttpResponse:
     client = api(request)
-    try:
-        booking = _booking_with_subject(client, booking_id)
-    except ApiProblem as problem:
-        return problem_page(request, problem)
+    booking = _booking_with_subject(client, booking_id)
     tickets, tickets_note = _tickets(client, booking)
     return render(
         request,

@@ -56,7 +56,9 @@ def login_redirect(request: HttpRequest) -> HttpResponse:
 
 def signed_in(view: View) -> View:
     """The page needs a signed-in person; a session the users service has ended sends them to
-    the login page, and back here after it."""
+    the login page, and back here after it. A refusal the view lets through (its event is
+    missing, its service away) is shown as a page of its own, so views read without a
+    try of their own where that page is all they would show."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -68,7 +70,6 @@ def signed_in(view: View) -> View:
             messages.info(request, "Your session has ended. Please log in again.")
             return login_redirect(request)
         except ApiProblem as problem:
-            # A refusal the view did not expect (a service away, say): a page saying so.
             return problem_page(request, problem)
 
     return wrapper  # type: ignore[return-value]

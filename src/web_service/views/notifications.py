@@ -8,17 +8,14 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from web_service.api import ApiProblem
-from web_service.views.common import api, flash_problem, problem_page, signed_in
+from web_service.views.common import api, flash_problem, signed_in
 
 
 @require_GET
 @signed_in
 def inbox(request: HttpRequest) -> HttpResponse:
     page = request.GET.get("page", "1")
-    try:
-        answer = api(request).get("notifications", "/api/notifications/", params={"page": page})
-    except ApiProblem as problem:
-        return problem_page(request, problem)
+    answer = api(request).get("notifications", "/api/notifications/", params={"page": page})
     number = int(page) if page.isdigit() else 1
     return render(
         request,
