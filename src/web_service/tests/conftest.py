@@ -31,6 +31,18 @@ def stack() -> Iterator[WebStack]:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture
+def organizer(stack: WebStack) -> dict[str, Any]:
+    """A new organizer of the test's own (their id, email and a fresh access token)."""
+    return stack.register("organizer")
+
+
+@pytest.fixture
+def customer(stack: WebStack) -> dict[str, Any]:
+    """A new customer of the test's own."""
+    return stack.register("customer")
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if CHROMIUM is None:

@@ -146,6 +146,20 @@ class WebStack:
         assert status == 201, event
         return dict(event)
 
+    def paid_booking(self, customer_token: str, event_id: int, tickets: int) -> dict[str, Any]:
+        """A booking of the event's tickets, held and paid (tok_visa) through the API."""
+        status, booking = self.call(
+            "POST", "booking", "/api/bookings/", {"event": event_id, "tickets_booked": tickets},
+            customer_token,
+        )  # fmt: skip
+        assert status == 201, booking
+        status, payment = self.call(
+            "POST", "booking", "/api/payments/",
+            {"booking": booking["id"], "payment_token": "tok_visa"}, customer_token,
+        )  # fmt: skip
+        assert status == 201, payment
+        return dict(booking)
+
 
 def _database_url(name: str) -> str:
     parts = urlsplit(os.environ["TURNSTILE_TEST_POSTGRES_URL"])

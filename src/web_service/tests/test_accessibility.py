@@ -59,16 +59,7 @@ def shop(stack: WebStack) -> dict[str, Any]:
         organizer["access"],
     )
     assert status == 201, resource
-    status, booking = stack.call(
-        "POST", "booking", "/api/bookings/", {"event": event["id"], "tickets_booked": 2},
-        customer["access"],
-    )  # fmt: skip
-    assert status == 201, booking
-    status, paid = stack.call(
-        "POST", "booking", "/api/payments/", {"booking": booking["id"], "payment_token": "tok_visa"},
-        customer["access"],
-    )  # fmt: skip
-    assert status == 201, paid
+    booking = stack.paid_booking(customer["access"], event["id"], 2)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         _, inbox = stack.call(

@@ -27,16 +27,6 @@ from web_service.tests.stack import HOLD_SECONDS, PASSWORD, WebStack
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def organizer(stack: WebStack) -> dict[str, Any]:
-    return stack.register("organizer")
-
-
-@pytest.fixture
-def customer(stack: WebStack) -> dict[str, Any]:
-    return stack.register("customer")
-
-
 def test_a_customer_registers_finds_an_event_holds_pays_and_sees_verifiable_qr_tickets(
     page: Page, stack: WebStack, organizer: dict[str, Any]
 ) -> None:
@@ -194,16 +184,7 @@ def test_the_inbox_shows_the_bookings_notification(
     page: Page, stack: WebStack, organizer: dict[str, Any], customer: dict[str, Any]
 ) -> None:
     event = stack.create_event(organizer["access"])
-    status, booking = stack.call(
-        "POST", "booking", "/api/bookings/", {"event": event["id"], "tickets_booked": 1},
-        customer["access"],
-    )  # fmt: skip
-    assert status == 201, booking
-    status, payment = stack.call(
-        "POST", "booking", "/api/payments/", {"booking": booking["id"], "payment_token": "tok_visa"},
-        customer["access"],
-    )  # fmt: skip
-    assert status == 201, payment
+    stack.paid_booking(customer["access"], event["id"], 1)
     log_in(page, customer["email"])
     title = f"Booking confirmed: {event['name']}"
     deadline = time.monotonic() + 20

@@ -26,16 +26,6 @@ pytestmark = pytest.mark.slow
 SOLD_COLOUR = (0x1D, 0x6B, 0x34)
 
 
-@pytest.fixture
-def organizer(stack: WebStack) -> dict[str, Any]:
-    return stack.register("organizer")
-
-
-@pytest.fixture
-def customer(stack: WebStack) -> dict[str, Any]:
-    return stack.register("customer")
-
-
 def chart_pixels(page: Page, rgb: tuple[int, int, int]) -> int:
     """How many pixels of the chart's canvas are drawn in this colour (give or take
     antialiasing): a line that was drawn, not an empty canvas."""

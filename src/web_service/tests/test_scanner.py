@@ -18,20 +18,6 @@ from web_service.tests.stack import WebStack
 pytestmark = pytest.mark.slow
 
 
-def paid_booking(stack: WebStack, customer: dict[str, Any], event_id: int, count: int) -> int:
-    status, booking = stack.call(
-        "POST", "booking", "/api/bookings/", {"event": event_id, "tickets_booked": count},
-        customer["access"],
-    )  # fmt: skip
-    assert status == 201, booking
-    status, payment = stack.call(
-        "POST", "booking", "/api/payments/", {"booking": booking["id"], "payment_token": "tok_visa"},
-        customer["access"],
-    )  # fmt: skip
-    assert status == 201, payment
-    return int(booking["id"])
-
-
 def show_photo(page: Page, png: bytes) -> None:
     photo: FilePayload = {"name": "ticket.png", "mimeType": "image/png", "buffer": png}
     page.get_by_label("Or read a photo of a ticket").set_input_files(files=[photo])
@@ -44,7 +30,7 @@ def test_door_staff_scan_the_ticket_pages_qr_once_and_a_second_scan_is_refused_w
     customer = stack.register("customer")
     door = stack.register("customer")
     event = stack.create_event(organizer["access"], name="Door test night")
-    booking_id = paid_booking(stack, customer, event["id"], 2)
+    booking_id = stack.paid_booking(customer["access"], event["id"], 2)["id"]
 
     # The customer's ticket page: the first ticket's QR code, as the screen shows it.
     wallet = new_page()
@@ -136,7 +122,7 @@ def test_a_ticket_of_another_event_is_not_checked_in_here(page: Page, stack: Web
     customer = stack.register("customer")
     here = stack.create_event(organizer["access"], name="Here")
     there = stack.create_event(organizer["access"], name="There")
-    booking_id = paid_booking(stack, customer, there["id"], 1)
+    booking_id = stack.paid_booking(customer["access"], there["id"], 1)["id"]
     _, tickets = stack.call(
         "GET", "booking", f"/api/bookings/{booking_id}/tickets/", token=customer["access"]
     )
@@ -157,7 +143,7 @@ def test_a_canceled_bookings_ticket_is_void_at_the_door(page: Page, stack: WebSt
     organizer = stack.register("organizer")
     customer = stack.register("customer")
     event = stack.create_event(organizer["access"])
-    booking_id = paid_booking(stack, customer, event["id"], 1)
+    booking_id = stack.paid_booking(customer["access"], event["id"], 1)["id"]
     _, tickets = stack.call(
         "GET", "booking", f"/api/bookings/{booking_id}/tickets/", token=customer["access"]
     )
@@ -183,7 +169,7 @@ def test_the_scanner_works_without_scripts_through_its_form(
     organizer = stack.register("organizer")
     customer = stack.register("customer")
     event = stack.create_event(organizer["access"])
-    booking_id = paid_booking(stack, customer, event["id"], 1)
+    booking_id = stack.paid_booking(customer["access"], event["id"], 1)["id"]
     _, tickets = stack.call(
         "GET", "booking", f"/api/bookings/{booking_id}/tickets/", token=customer["access"]
     )
