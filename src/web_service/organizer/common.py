@@ -58,16 +58,6 @@ def changed(body: dict[str, Any], current: dict[str, str]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if str(v) != current[k]}
 
 
-def page_links(answer: dict[str, Any], page: str) -> dict[str, Any]:
-    number = int(page) if page.isdigit() else 1
-    return {
-        "number": number,
-        "count": answer.get("count", 0),
-        "previous": f"?page={number - 1}" if answer.get("previous") else None,
-        "next": f"?page={number + 1}" if answer.get("next") else None,
-    }
-
-
 def event_of(client: Api, event_id: int) -> dict[str, Any]:
     event: dict[str, Any] = client.get("booking", f"/api/events/{event_id}/", auth=False)
     return event

@@ -17,9 +17,8 @@ from web_service.organizer.common import (
     form_page,
     organizer_only,
     own,
-    page_links,
 )
-from web_service.views.common import api, current_user, flash_problem
+from web_service.views.common import api, current_user, flash_problem, page_links
 
 EVENT_FORM = "web/organizer/event_form.html"
 EVENT_FIELDS = ("name", "description", "date", "time", "location", "total_tickets")

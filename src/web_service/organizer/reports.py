@@ -10,8 +10,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from web_service.api import ApiProblem
-from web_service.organizer.common import event_of, organizer_only, page_links
-from web_service.views.common import api, problem_page
+from web_service.organizer.common import event_of, organizer_only
+from web_service.views.common import api, page_links, problem_page
 
 SALES_REFRESH_SECONDS = 5
 

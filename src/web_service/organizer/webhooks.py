@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from servicekit.messages import ORGANIZER_MESSAGE_TYPES
 from web_service.api import ApiProblem
-from web_service.organizer.common import form_status, organizer_only, page_links
-from web_service.views.common import api, flash_problem
+from web_service.organizer.common import form_status, organizer_only
+from web_service.views.common import api, flash_problem, page_links
 
 SHOWN_ONCE = "organizer_webhook_shown_once"
 

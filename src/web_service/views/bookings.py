@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from web_service.api import Api, ApiProblem
-from web_service.views.common import api, flash_problem, signed_in
+from web_service.views.common import api, flash_problem, page_links, signed_in
 
 # What the booking service's payment failures mean to the person paying.
 DECLINES = {
@@ -121,15 +121,13 @@ def booking_list(request: HttpRequest) -> HttpResponse:
             ("event", booking["event"]) if booking["event"] else ("resource", booking["resource"]),
             "",
         )
-    number = int(page) if page.isdigit() else 1
     return render(
         request,
         "web/bookings.html",
         {
             "bookings": answer["results"],
             "count": answer["count"],
-            "previous": f"?page={number - 1}" if answer.get("previous") else None,
-            "next": f"?page={number + 1}" if answer.get("next") else None,
+            "page": page_links(answer, page),
             "nav": "bookings",
         },
     )

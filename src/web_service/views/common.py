@@ -96,6 +96,17 @@ def problem_page(
     )
 
 
+def page_links(answer: dict[str, Any], page: str) -> dict[str, Any]:
+    """A list page's number and its links to the pages either side, from an API's page."""
+    number = int(page) if page.isdigit() else 1
+    return {
+        "number": number,
+        "count": answer.get("count", 0),
+        "previous": f"?page={number - 1}" if answer.get("previous") else None,
+        "next": f"?page={number + 1}" if answer.get("next") else None,
+    }
+
+
 def flash_problem(request: HttpRequest, problem: ApiProblem) -> None:
     """The refusal as messages at the top of the next page."""
     for line in problem.messages:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from web_service.api import Api, ApiProblem
-from web_service.views.common import api, problem_page, signed_in
+from web_service.views.common import api, flash_problem, problem_page, signed_in
 
 MAX_TICKETS = 10
 
@@ -122,7 +121,6 @@ def event_hold(request: HttpRequest, event_id: str) -> HttpResponse:
             headers={"Idempotency-Key": f"web-hold-{key}"[:255]},
         )
     except ApiProblem as problem:
-        for line in problem.messages:
-            messages.error(request, line)
+        flash_problem(request, problem)
         return HttpResponseRedirect(f"/events/{event_id}/")
     return HttpResponseRedirect(f"/checkout/{booking['id']}/")

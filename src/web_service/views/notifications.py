@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from web_service.api import ApiProblem
-from web_service.views.common import api, flash_problem, signed_in
+from web_service.views.common import api, flash_problem, page_links, signed_in
 
 
 @require_GET
@@ -16,15 +16,13 @@ from web_service.views.common import api, flash_problem, signed_in
 def inbox(request: HttpRequest) -> HttpResponse:
     page = request.GET.get("page", "1")
     answer = api(request).get("notifications", "/api/notifications/", params={"page": page})
-    number = int(page) if page.isdigit() else 1
     return render(
         request,
         "web/notifications.html",
         {
             "notifications": answer["results"],
             "unread": sum(1 for n in answer["results"] if not n.get("read_at")),
-            "previous": f"?page={number - 1}" if answer.get("previous") else None,
-            "next": f"?page={number + 1}" if answer.get("next") else None,
+            "page": page_links(answer, page),
             "nav": "notifications",
         },
     )

@@ -8,14 +8,13 @@ import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from web_service.api import Api, ApiProblem
-from web_service.views.common import api, problem_page, signed_in
+from web_service.views.common import api, flash_problem, page_links, problem_page, signed_in
 
 
 @require_GET
@@ -27,14 +26,12 @@ def resource_list(request: HttpRequest) -> HttpResponse:
         )
     except ApiProblem as problem:
         return problem_page(request, problem)
-    number = int(page) if page.isdigit() else 1
     return render(
         request,
         "web/resources.html",
         {
             "resources": answer["results"],
-            "previous": f"?page={number - 1}" if answer.get("previous") else None,
-            "next": f"?page={number + 1}" if answer.get("next") else None,
+            "page": page_links(answer, page),
             "nav": "resources",
         },
     )
@@ -136,8 +133,7 @@ def resource_book(request: HttpRequest, resource_id: str) -> HttpResponse:
             headers={"Idempotency-Key": f"web-slot-{key}-{start}"[:255]},
         )
     except ApiProblem as problem:
-        for line in problem.messages:
-            messages.error(request, line)
+        flash_problem(request, problem)
         day = request.POST.get("date", "")
         return HttpResponseRedirect(f"/resources/{resource_id}/" + (f"?date={day}" if day else ""))
     return HttpResponseRedirect(f"/checkout/{booking['id']}/")
