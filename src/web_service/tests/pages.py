@@ -1,11 +1,12 @@
 """What the browser tests do often: log in through the form, hold tickets through the event
-page, read a QR code off the screen, check a page with axe-core."""
+page, read a QR code off the screen, check a page with axe-core and its width."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -15,6 +16,21 @@ from playwright.sync_api import Page, expect
 from web_service.tests.stack import PASSWORD, WebStack
 
 BLOCKING_IMPACTS = ("serious", "critical")
+# The event and resource the accessibility walks show (and docs/web's screenshots with them).
+SHOWCASE_EVENT = {
+    "name": "Jazz at the Harbour",
+    "description": "The Blue Quartet plays standards and new work by the water.",
+    "location": "Pier 4, Harbour Hall",
+}
+SHOWCASE_RESOURCE: dict[str, Any] = {
+    "name": "Tennis Court 2",
+    "location": "Riverside Club",
+    "timezone": "Europe/Berlin",
+    "opening_time": "08:00",
+    "closing_time": "20:00",
+    "slot_minutes": 60,
+    "price_per_slot": "18.00",
+}
 _axe = Axe()
 
 
@@ -81,3 +97,33 @@ def axe_violations(page: Page) -> list[str]:
         for v in results.response["violations"]
         if v.get("impact") in BLOCKING_IMPACTS
     ]
+
+
+def go(path: str) -> Callable[[Page], None]:
+    """The way to a page that is its address alone, for a walk over pages."""
+
+    def open_it(page: Page) -> None:
+        page.goto(path)
+
+    return open_it
+
+
+def assert_fits(page: Page, name: str, viewport: dict[str, int]) -> None:
+    """Nothing on the page is wider than the screen; else which elements reach past it."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= viewport["width"], (
+        f"{name} is {width} px wide on a {viewport} screen: {too_wide(page)}"
+    )
+
+
+def too_wide(page: Page) -> list[str]:
+    """The elements reaching past the right edge of the screen, for a failure's message."""
+    return list(
+        page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+                .slice(0, 8)
+                .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className
+                          + ' ' + Math.round(e.getBoundingClientRect().right))"""
+        )
+    )

@@ -160,6 +160,14 @@ class WebStack:
         assert status == 201, payment
         return dict(booking)
 
+    def tickets(self, customer_token: str, booking_id: int) -> list[dict[str, Any]]:
+        """A paid booking's tickets (their signed codes) as the booking service lists them."""
+        status, tickets = self.call(
+            "GET", "booking", f"/api/bookings/{booking_id}/tickets/", token=customer_token
+        )
+        assert status == 200, tickets
+        return list(tickets)
+
 
 def _database_url(name: str) -> str:
     parts = urlsplit(os.environ["TURNSTILE_TEST_POSTGRES_URL"])

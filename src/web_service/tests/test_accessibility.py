@@ -19,7 +19,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from web_service.tests.conftest import DESKTOP, PHONE
-from web_service.tests.pages import axe_violations, log_in
+from web_service.tests.pages import (
+    SHOWCASE_EVENT,
+    SHOWCASE_RESOURCE,
+    assert_fits,
+    axe_violations,
+    go,
+    log_in,
+)
 from web_service.tests.stack import WebStack
 
 pytestmark = pytest.mark.slow
@@ -36,9 +43,7 @@ def shop(stack: WebStack) -> dict[str, Any]:
     customer = stack.register("customer")
     event = stack.create_event(
         organizer["access"],
-        name="Jazz at the Harbour",
-        description="The Blue Quartet plays standards and new work by the water.",
-        location="Pier 4, Harbour Hall",
+        **SHOWCASE_EVENT,
         total_tickets=120,
         price_per_ticket="30.00",
     )
@@ -46,16 +51,7 @@ def shop(stack: WebStack) -> dict[str, Any]:
         "POST",
         "booking",
         "/api/resources/",
-        {
-            "name": "Tennis Court 2",
-            "description": "Clay court, lights until ten.",
-            "location": "Riverside Club",
-            "timezone": "Europe/Berlin",
-            "opening_time": "08:00",
-            "closing_time": "20:00",
-            "slot_minutes": 60,
-            "price_per_slot": "18.00",
-        },
+        {**SHOWCASE_RESOURCE, "description": "Clay court, lights until ten."},
         organizer["access"],
     )
     assert status == 201, resource
@@ -74,12 +70,6 @@ def shop(stack: WebStack) -> dict[str, Any]:
 def _pages(stack: WebStack, shop: dict[str, Any]) -> list[tuple[str, Callable[[Page], None]]]:
     """(name, how to get there) for every customer page, in the order a person meets them."""
     event, resource, booking = shop["event"], shop["resource"], shop["booking"]
-
-    def go(path: str) -> Callable[[Page], None]:
-        def open_it(page: Page) -> None:
-            page.goto(path)
-
-        return open_it
 
     def checkout(page: Page) -> None:
         # A fresh hold, so that its countdown runs while the page is checked.
@@ -120,8 +110,7 @@ def test_customer_pages_pass_axe_and_fit_the_screen(
         violations = axe_violations(page)
         if violations:
             findings[name] = violations
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= viewport["width"], f"{name} is {width} px wide on a {viewport} screen"
+        assert_fits(page, name, viewport)
         if SCREENSHOTS and (viewport is DESKTOP or name in PHONE_SCREENSHOTS):
             suffix = "" if viewport is DESKTOP else "-phone"
             _screenshot(page, Path(SCREENSHOTS) / f"{name}{suffix}.png")

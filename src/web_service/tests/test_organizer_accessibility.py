@@ -16,7 +16,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from web_service.tests.conftest import DESKTOP, PHONE
-from web_service.tests.pages import axe_violations, log_in
+from web_service.tests.pages import (
+    SHOWCASE_EVENT,
+    SHOWCASE_RESOURCE,
+    assert_fits,
+    axe_violations,
+    go,
+    log_in,
+)
 from web_service.tests.stack import WebStack
 from web_service.tests.test_organizer_pages import Receiver
 
@@ -41,9 +48,7 @@ def venue(stack: WebStack, receiver: Receiver) -> dict[str, Any]:
     buyers = [stack.register("customer") for _ in range(2)]
     event = stack.create_event(
         organizer["access"],
-        name="Jazz at the Harbour",
-        description="The Blue Quartet plays standards and new work by the water.",
-        location="Pier 4, Harbour Hall",
+        **SHOWCASE_EVENT,
         total_tickets=40,
         price_per_ticket="30.00",
     )
@@ -63,24 +68,13 @@ def venue(stack: WebStack, receiver: Receiver) -> dict[str, Any]:
         call(
             "POST", "/api/payments/", {"booking": booking["id"], "payment_token": "tok_visa"}, buyer
         )
-        _, tickets = stack.call(
-            "GET", "booking", f"/api/bookings/{booking['id']}/tickets/", token=buyer["access"]
-        )
-        codes += [ticket["code"] for ticket in tickets]
+        codes += [ticket["code"] for ticket in stack.tickets(buyer["access"], booking["id"])]
     call("POST", "/api/bookings/", {"event": event["id"], "tickets_booked": 1}, buyers[0])
     call("POST", f"/api/events/{event['id']}/staff/", {"user_id": door["id"]}, organizer)
     resource = call(
         "POST",
         "/api/resources/",
-        {
-            "name": "Tennis Court 2",
-            "location": "Riverside Club",
-            "timezone": "Europe/Berlin",
-            "opening_time": "08:00",
-            "closing_time": "20:00",
-            "slot_minutes": 60,
-            "price_per_slot": "18.00",
-        },
+        SHOWCASE_RESOURCE,
         organizer,
     )
     _, hooks = stack.call("GET", "notifications", "/api/webhooks/", token=organizer["access"])
@@ -94,28 +88,9 @@ def venue(stack: WebStack, receiver: Receiver) -> dict[str, Any]:
     }
 
 
-def too_wide(page: Page) -> list[str]:
-    """The elements reaching past the right edge of the screen, for a failure's message."""
-    return list(
-        page.evaluate(
-            """() => [...document.querySelectorAll('body *')]
-                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
-                .slice(0, 8)
-                .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className
-                          + ' ' + Math.round(e.getBoundingClientRect().right))"""
-        )
-    )
-
-
 def _pages(venue: dict[str, Any]) -> list[tuple[str, str, Callable[[Page], None]]]:
     """(name, who, how to get there) for every organizer and door page."""
     event, resource, webhook = venue["event"], venue["resource"], venue["webhook"]
-
-    def go(path: str) -> Callable[[Page], None]:
-        def open_it(page: Page) -> None:
-            page.goto(path)
-
-        return open_it
 
     def dashboard(page: Page) -> None:
         page.goto(f"/organizer/events/{event['id']}/")
@@ -161,10 +136,7 @@ def test_organizer_pages_pass_axe_and_fit_the_screen(
         violations = axe_violations(page)
         if violations:
             findings[name] = violations
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= viewport["width"], (
-            f"{name} is {width} px wide on a {viewport} screen: {too_wide(page)}"
-        )
+        assert_fits(page, name, viewport)
         if SCREENSHOTS:
             suffix = "" if viewport is DESKTOP else "-phone"
             path = Path(SCREENSHOTS) / f"{name}{suffix}.png"
