@@ -8,7 +8,6 @@ import psutil
 
 from devstack.postgres import _is_postgres, remove_stale_lock_files
 
-
 # Kept, so that nothing reaps them during the test (a Popen reaps its child when collected).
 _children: list[subprocess.Popen[bytes]] = []
 
