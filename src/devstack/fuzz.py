@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import smtplib
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.paths import ROOT, free_port
-from devstack.process import popen_owned
+from devstack.process import popen_owned, stop_groups
 from devstack.services import Service, api_services, available_services
 from devstack.stack import manage_argv, migrate, seed, server_argv
 
@@ -82,16 +81,7 @@ class Stack:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_groups(self.processes.values())
 
 
 def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

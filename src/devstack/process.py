@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn, TextIO
 
@@ -167,6 +167,22 @@ class Child:
         except subprocess.TimeoutExpired:
             self.signal_group(signal.SIGKILL)
             self.process.wait()
+
+
+def stop_groups(processes: Iterable[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM each process's group (started with `start_new_session`), then wait; a group
+    still there after `timeout` is killed."""
+    stopping = list(processes)
+    for process in stopping:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in stopping:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def stop_all(children: Sequence[Child], timeout: float = 15.0) -> None:

@@ -13,7 +13,6 @@ import functools
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from devstack.paths import free_port
-from devstack.process import popen_owned
+from devstack.process import popen_owned, stop_groups
 from devstack.services import Service, available_services
 from devstack.stack import manage_argv, seed, server_argv
 from servicekit.testing import wait_until
@@ -59,16 +58,7 @@ class Processes:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        for process in self.running.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.running.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_groups(self.running.values())
 
 
 @dataclass
