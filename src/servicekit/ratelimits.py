@@ -36,6 +36,7 @@ from django.db import connection
 from servicekit.conf import RATE
 from servicekit.errors import DomainError
 from servicekit.models import CacheEntry
+from servicekit.prepared import Prepared
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Expired rows removed by each count: more than one count creates, so the table stays small.
@@ -45,21 +46,20 @@ _TABLE = CacheEntry._meta.db_table
 # One row per key and fixed window, kept one period past its window's end, while it still
 # weighs as the previous window. Expired rows (of any key but these) are purged a few at a
 # time, so the table stays small without a sweeper.
-_COUNT_SQL = f"""
+_COUNT_TEMPLATE = """
 WITH asked AS (
     SELECT k, p, count(*) AS n, max(e) AS expires
-    FROM unnest(%(keys)s::text[], %(previous)s::text[], %(expires)s::timestamptz[])
-        AS a(k, p, e)
+    FROM unnest({keys}::text[], {previous}::text[], {expires}::timestamptz[]) AS a(k, p, e)
     GROUP BY k, p
 ),
 purged AS (
-    DELETE FROM {_TABLE} WHERE cache_key IN (
-        SELECT cache_key FROM {_TABLE}
-        WHERE expires < %(now)s AND cache_key <> ALL(%(keys)s::text[])
-        ORDER BY expires LIMIT {PURGE_BATCH} FOR UPDATE SKIP LOCKED)
+    DELETE FROM {table} WHERE cache_key IN (
+        SELECT cache_key FROM {table}
+        WHERE expires < {now} AND cache_key <> ALL({keys}::text[])
+        ORDER BY expires LIMIT {purge} FOR UPDATE SKIP LOCKED)
 ),
 counted AS (
-    INSERT INTO {_TABLE} AS entry (cache_key, value, expires)
+    INSERT INTO {table} AS entry (cache_key, value, expires)
     SELECT k, n::text, expires FROM asked
     ORDER BY k  -- every statement locks its keys in one order: no deadlock
     ON CONFLICT (cache_key) DO UPDATE SET
@@ -68,8 +68,24 @@ counted AS (
 )
 SELECT counted.cache_key, counted.total, coalesce(previous.value::bigint, 0)
 FROM counted JOIN asked ON asked.k = counted.cache_key
-LEFT JOIN {_TABLE} AS previous ON previous.cache_key = asked.p AND previous.expires >= %(now)s
-"""  # noqa: S608 (the table name comes from the model)
+LEFT JOIN {table} AS previous ON previous.cache_key = asked.p AND previous.expires >= {now}
+"""
+_COUNT = Prepared(
+    "turnstile_rate_count",
+    ["text[]", "text[]", "timestamptz[]", "timestamptz"],
+    _COUNT_TEMPLATE.format(
+        table=_TABLE, purge=PURGE_BATCH, keys="$1", previous="$2", expires="$3", now="$4"
+    ),
+)
+_EXECUTE_COUNT = f"EXECUTE {_COUNT.name} (%(keys)s, %(previous)s, %(expires)s, %(now)s)"
+_COUNT_SQL_BOUND = _COUNT_TEMPLATE.format(
+    table=_TABLE,
+    purge=PURGE_BATCH,
+    keys="%(keys)s",
+    previous="%(previous)s",
+    expires="%(expires)s",
+    now="%(now)s",
+)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -136,11 +152,9 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
     }
     if cursor is None:
         with connection.cursor() as own:
-            own.execute(_COUNT_SQL, params)
-            rows = own.fetchall()
+            rows = _run(own, params)
     else:
-        cursor.execute(_COUNT_SQL, params)
-        rows = cursor.fetchall()
+        rows = _run(cursor, params)
     totals = {key: (total, before) for key, total, before in rows}
     # The n-th of this statement's attempts on a key is number (total - attempts + n).
     seen = Counter(keys)
@@ -160,6 +174,17 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
             results.append(verdicts[position])
             position += 1
     return results
+
+
+def _run(cursor: Any, params: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """The count's rows. Prepared in a session in autocommit; inside a caller's
+    transaction sent whole (a failed EXECUTE there would abort the caller's transaction)."""
+    if connection.in_atomic_block:
+        cursor.execute(_COUNT_SQL_BOUND, params)
+    else:
+        _COUNT.execute(cursor, _EXECUTE_COUNT, params)
+    rows: list[tuple[str, int, int]] = cursor.fetchall()
+    return rows
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,48 @@ def test_a_rate_no_window_can_hold_is_refused_at_start(
     monkeypatch.setenv("RATE_LIMIT_PROBE_PER_KEY", rate)
     with pytest.raises(ImproperlyConfigured):
         env_rate("RATE_LIMIT_PROBE_PER_KEY", "10/m")
+
+
+def _prepared_statements() -> set[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_the_count_is_prepared_once_per_session_and_again_after_a_reset(
+    clock: list[float],
+) -> None:
+    """Outside a transaction the count runs as a prepared statement; a pooler's reset of the
+    session (DISCARD ALL) makes it prepare again, and no attempt is lost or counted twice."""
+    from django.db import connection
+
+    assert attempts(4) == [True] * 4
+    assert "turnstile_rate_count" in _prepared_statements()
+    with connection.cursor() as cursor:
+        cursor.execute("DISCARD ALL")
+    assert "turnstile_rate_count" not in _prepared_statements()
+    assert attempts(7) == [True] * 6 + [False]
+    assert "turnstile_rate_count" in _prepared_statements()
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_the_count_is_sent_whole(clock: list[float]) -> None:
+    """In a caller's transaction a failed EXECUTE would abort it: the statement goes whole."""
+    assert attempts(11) == [True] * 10 + [False]
+
+
+@pytest.mark.django_db
+def test_the_counters_write_no_wal() -> None:
+    """The counters' table is unlogged (emptied by a crash, as a cache server's would be);
+    its key has no pattern index, which no query uses."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = 'servicekit_cache'")
+        assert cursor.fetchone() == ("u",)
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'servicekit_cache'")
+        indexes = {name for (name,) in cursor.fetchall()}
+    assert not any(name.endswith("_like") for name in indexes), indexes

@@ -17,17 +17,15 @@ view's 429.
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, ProgrammingError, connection
+from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
-from psycopg import errors
 
 from booking_service.bookings import inventory
 from booking_service.bookings.batching.batcher import Ask, Decided, SoldOut
@@ -37,6 +35,7 @@ from servicekit.errors import Problem
 from servicekit.messages import BookingCreated, encode_datetime
 from servicekit.outbox.models import OutboxMessage
 from servicekit.outbox.services import NOTIFY_CHANNEL
+from servicekit.prepared import Prepared
 from servicekit.ratelimits import Limit, RateLimited, count, setting_name
 
 # What an ask comes to: its Booking, SoldOut, a Problem (the hold limit), RateLimited, or
@@ -66,17 +65,17 @@ BATCH_SQL = (
         ),
     )
 )
-_PREPARED = "turnstile_book_batch"
-_PREPARE_SQL = (
-    f"PREPARE {_PREPARED} (bigint, uuid[], int[], timestamptz, timestamptz, text, text, text, "
-    f"text, int) AS {BATCH_SQL}"
-)
+_BATCH = Prepared(
+    "turnstile_book_batch",
+    ["bigint", "uuid[]", "int[]", "timestamptz", "timestamptz", "text", "text", "text", "text",
+     "int"],
+    BATCH_SQL,
+)  # fmt: skip
 _RUN_SQL = (
     f"{inventory.LOCK_EVENT_SQL}; "
-    f"EXECUTE {_PREPARED} (%(event_id)s, %(users)s, %(tickets)s, %(now)s, %(expires_at)s, "
+    f"EXECUTE {_BATCH.name} (%(event_id)s, %(users)s, %(tickets)s, %(now)s, %(expires_at)s, "
     "%(expires_at_iso)s, %(event_type)s, %(producer)s, %(channel)s, %(hold_limit)s)"
 )
-_prepared_on: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()  # driver connections
 
 # The row `batch.sql` answers (see its last SELECT).
 _BatchRow = tuple[
@@ -216,40 +215,9 @@ def _cursor() -> CursorWrapper:
     )
 
 
-def _prepare(cursor: CursorWrapper) -> None:
-    try:
-        cursor.execute(_PREPARE_SQL)
-    except ProgrammingError as exc:
-        # Already in the session (handed over by a pooler, say): replace it with this text.
-        if not isinstance(exc.__cause__, errors.DuplicatePreparedStatement):
-            raise
-        cursor.execute(f"DEALLOCATE {_PREPARED}")
-        cursor.execute(_PREPARE_SQL)
-
-
 def _execute(cursor: CursorWrapper, params: dict[str, Any]) -> _BatchRow | None:
     """Run the batch; the statement's row (None: unknown event)."""
-    raw = connection.connection
-    for attempt in (1, 2):
-        if raw not in _prepared_on:
-            _prepare(cursor)
-            _prepared_on.add(raw)
-        try:
-            cursor.execute(_RUN_SQL, params)
-        except DatabaseError as exc:
-            # Gone from the session (a pooler's DISCARD ALL, say), or planned for a table
-            # whose columns a migration changed since: prepare it again, once. Either error
-            # comes before anything was written.
-            stale = exc.__cause__
-            if attempt == 2 or not isinstance(
-                stale, errors.InvalidSqlStatementName | errors.FeatureNotSupported
-            ):
-                raise
-            if isinstance(stale, errors.FeatureNotSupported):
-                cursor.execute(f"DEALLOCATE {_PREPARED}")
-            _prepared_on.discard(raw)
-            continue
-        cursor.nextset()  # past the lock statement's row
-        row: _BatchRow | None = cursor.fetchone()
-        return row
-    raise AssertionError("unreachable")
+    _BATCH.execute(cursor, _RUN_SQL, params)
+    cursor.nextset()  # past the lock statement's row
+    row: _BatchRow | None = cursor.fetchone()
+    return row

@@ -256,8 +256,8 @@ def test_a_session_that_already_has_the_statement_replaces_it(customer: Caller) 
     batcher = TicketBatcher(execute_batch)
     with connection.cursor() as cursor:
         cursor.execute("DISCARD ALL")
-        cursor.execute(f"PREPARE {batch_database._PREPARED} AS SELECT 1")
-    batch_database._prepared_on.discard(connection.connection)
+        cursor.execute(f"PREPARE {batch_database._BATCH.name} AS SELECT 1")
+    batch_database._BATCH.forget(connection.connection)
     assert isinstance(
         batcher.book(event_id=event.pk, tickets=2, user_id=customer.id, address=ADDRESS), Booking
     )
