@@ -263,3 +263,46 @@ def test_a_session_that_already_has_the_statement_replaces_it(customer: Caller) 
     )
     event.refresh_from_db()
     assert event.available_tickets == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_batch_judges_rate_limits_as_servicekit_does(
+    monkeypatch: pytest.MonkeyPatch, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch statement counts its asks and applies the sliding window itself: one
+    address's asks within a batch are numbered in arrival order, the previous window weighs
+    what the last period still covers, and what it refuses is what servicekit.ratelimits
+    refuses (a disagreement is logged as an error)."""
+    from servicekit.ratelimits import RateLimited
+
+    start = 1_800_000_000.0  # the start of a fixed window of 60 s
+    clock = [start + 59.9]
+    monkeypatch.setattr("servicekit.ratelimits.time.time", lambda: clock[0])
+    settings.RATE_LIMIT_BOOKING_PER_ADDRESS = "10/m"
+    settings.RATE_LIMIT_BOOKING_PER_USER = "2/m"
+    event = make_event(total_tickets=100)
+
+    def batch(*users: uuid.UUID) -> list[Outcome]:
+        asks = [Ask(tickets=1, user_id=user, address=ADDRESS) for user in users]
+        return list(execute_batch(event.pk, asks).outcomes)
+
+    def refused(outcomes: list[Outcome]) -> list[bool]:
+        return [isinstance(outcome, RateLimited) for outcome in outcomes]
+
+    repeat = uuid.uuid4()
+    # The third ask of one customer in one batch is past the per-user limit.
+    first = batch(repeat, repeat, repeat, *(uuid.uuid4() for _ in range(7)))
+    assert refused(first) == [False, False, True] + [False] * 7
+    assert all(isinstance(o, Booking) for n, o in enumerate(first) if n != 2)
+    # Ten attempts from the address so far: the next one in this window is refused.
+    assert refused(batch(uuid.uuid4())) == [True]
+    # Halfway into the next window the previous one (11 attempts) weighs 5.5: 4 more pass.
+    clock[0] = start + 90
+    outcomes = batch(*(uuid.uuid4() for _ in range(6)))
+    assert refused(outcomes) == [False] * 4 + [True] * 2
+    limited = outcomes[4]
+    assert isinstance(limited, RateLimited)
+    assert limited.wait >= 1
+    event.refresh_from_db()
+    assert event.available_tickets == 100 - 9 - 4
+    assert "past a limit" not in caplog.text
