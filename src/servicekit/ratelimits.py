@@ -25,7 +25,7 @@ import hashlib
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -121,74 +121,6 @@ def setting_name(action: str, scope: str) -> str:
     return f"RATE_LIMIT_{action}_PER_{scope}".upper()
 
 
-@dataclass(frozen=True)
-class Counting:
-    """The attempts of one statement, keyed for the counters: `keys` (one per limit that is
-    on, in the order given), the same keys' previous windows, when each row expires, and the
-    windows that judge them. The count itself is `_COUNT_TEMPLATE`, alone (`count()`) or in
-    a larger statement (the booking batch's)."""
-
-    limits: Sequence[Limit]
-    on: list[bool]  # per limit: counted (its setting is not off)
-    keys: list[str]
-    previous: list[str]
-    expires: list[datetime]
-    windows: list[_Window]
-    now: datetime
-
-    @property
-    def caps(self) -> list[int]:
-        return [window.cap for window in self.windows]
-
-    @property
-    def weights(self) -> list[float]:
-        """What the previous window weighs, per key: the factor of `_Window.estimate`."""
-        return [window.weight for window in self.windows]
-
-    def verdicts(self, totals: Mapping[str, tuple[int, int]]) -> list[RateLimited | None]:
-        """Per limit, in the order given: None or the RateLimited to answer, from each key's
-        count after the statement and its previous window's (`totals`)."""
-        # The n-th of this statement's attempts on a key is number (total - attempts + n).
-        seen = Counter(self.keys)
-        judged: list[RateLimited | None] = []
-        for key, window in zip(self.keys, self.windows, strict=True):
-            total, before = totals[key]
-            number = total - seen[key] + 1
-            seen[key] -= 1
-            judged.append(window.judge(before=before, number=number, total=total))
-        # Back to the caller's order, with None for the limits that are off.
-        verdicts = iter(judged)
-        return [next(verdicts) if on else None for on in self.on]
-
-
-def counting(limits: Sequence[Limit], now: float | None = None) -> Counting:
-    """Key `limits` for the counters at `now` (default: the clock)."""
-    now = time.time() if now is None else now
-    rates = {name: getattr(settings, name) for name in {limit.name for limit in limits}}
-    on = [rates[limit.name] is not None for limit in limits]
-    keys, previous, expires, windows = [], [], [], []
-    for limit, counted in zip(limits, on, strict=True):
-        if not counted:
-            continue
-        cap, period = parse_rate(rates[limit.name])
-        digest = hashlib.sha256(limit.key.encode()).hexdigest()[:32]
-        index = int(now // period)  # of the current fixed window
-        base = f"ratelimit:{limit.name.lower()}:{period}:{digest}"
-        keys.append(f"{base}:{index}")
-        previous.append(f"{base}:{index - 1}")
-        expires.append(datetime.fromtimestamp((index + 2) * period, tz=UTC))
-        windows.append(_Window(cap=cap, period=period, elapsed=now - index * period))
-    return Counting(
-        limits=limits,
-        on=on,
-        keys=keys,
-        previous=previous,
-        expires=expires,
-        windows=windows,
-        now=datetime.fromtimestamp(now, tz=UTC),
-    )
-
-
 def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | None]:
     """Count every attempt in one statement; for each, None or the RateLimited to answer.
 
@@ -197,21 +129,51 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
     (default: a new one on the default connection) must be in autocommit or in the caller's
     transaction; the statement holds the counters' row locks until that ends.
     """
-    attempts = counting(limits)
-    if not attempts.keys:
+    now = time.time()
+    rates = {name: getattr(settings, name) for name in {limit.name for limit in limits}}
+    counted = [limit for limit in limits if rates[limit.name] is not None]
+    if not counted:
         return [None] * len(limits)
+    keys, previous, expires, windows = [], [], [], []
+    for limit in counted:
+        cap, period = parse_rate(rates[limit.name])
+        digest = hashlib.sha256(limit.key.encode()).hexdigest()[:32]
+        index = int(now // period)  # of the current fixed window
+        base = f"ratelimit:{limit.name.lower()}:{period}:{digest}"
+        keys.append(f"{base}:{index}")
+        previous.append(f"{base}:{index - 1}")
+        expires.append(datetime.fromtimestamp((index + 2) * period, tz=UTC))
+        windows.append(_Window(cap=cap, period=period, elapsed=now - index * period))
     params: dict[str, Any] = {
-        "keys": attempts.keys,
-        "previous": attempts.previous,
-        "expires": attempts.expires,
-        "now": attempts.now,
+        "keys": keys,
+        "previous": previous,
+        "expires": expires,
+        "now": datetime.fromtimestamp(now, tz=UTC),
     }
     if cursor is None:
         with connection.cursor() as own:
             rows = _run(own, params)
     else:
         rows = _run(cursor, params)
-    return attempts.verdicts({key: (total, before) for key, total, before in rows})
+    totals = {key: (total, before) for key, total, before in rows}
+    # The n-th of this statement's attempts on a key is number (total - attempts + n).
+    seen = Counter(keys)
+    verdicts: dict[int, RateLimited | None] = {}
+    for position, (key, window) in enumerate(zip(keys, windows, strict=True)):
+        total, before = totals[key]
+        number = total - seen[key] + 1
+        seen[key] -= 1
+        verdicts[position] = window.judge(before=before, number=number, total=total)
+    # Back to the caller's order, with None for the limits that are off.
+    results: list[RateLimited | None] = []
+    position = 0
+    for limit in limits:
+        if rates[limit.name] is None:
+            results.append(None)
+        else:
+            results.append(verdicts[position])
+            position += 1
+    return results
 
 
 def _run(cursor: Any, params: dict[str, Any]) -> list[tuple[str, int, int]]:
@@ -230,11 +192,6 @@ class _Window:
     cap: int
     period: int
     elapsed: float  # seconds into the current fixed window
-
-    @property
-    def weight(self) -> float:
-        """How much of the previous window the last period still covers, now."""
-        return max(0.0, 1 - self.elapsed / self.period)
 
     def estimate(self, *, before: int, current: int, elapsed: float) -> float:
         """Attempts within the last period: the previous window's, weighted by how much of it

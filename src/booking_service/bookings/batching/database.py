@@ -8,19 +8,15 @@ busy or descheduled Python process cannot stretch it. (Taking the lock and updat
 statement does not work: an UPDATE skips a row that a FOR UPDATE of the same statement
 locked after a concurrent change.)
 
-The same statement first counts the asks against the per-user and per-address rate limits
-(`RATE_LIMIT_BOOKING_PER_*`, the regular view's counters, keyed and judged by
-servicekit.ratelimits), in arrival order, and leaves an ask past a limit out; it is answered
-with the regular view's 429. (Counting in a statement and transaction of its own, as the
-batch once did, cost PostgreSQL a parse, a plan and a commit per batch: a flash sale sold
-about a quarter more with the count left out, and counting inside the batch brings most of
-that back.)
+Before that, the asks of the batch are counted against the per-user and per-address rate
+limits (`RATE_LIMIT_BOOKING_PER_*`, the regular view's counters), all in one statement and
+its own transaction, in arrival order; an ask past a limit is answered with the regular
+view's 429.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
 
 from booking_service.bookings import inventory
 from booking_service.bookings.batching.batcher import Ask, Decided, SoldOut
@@ -36,25 +33,15 @@ from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.payload import booking_created_sql
 from servicekit.errors import Problem
 from servicekit.messages import BookingCreated, encode_datetime
-from servicekit.models import CacheEntry
 from servicekit.outbox.models import OutboxMessage
 from servicekit.outbox.services import NOTIFY_CHANNEL
 from servicekit.prepared import Prepared
-from servicekit.ratelimits import (
-    PURGE_BATCH,
-    Counting,
-    Limit,
-    RateLimited,
-    counting,
-    setting_name,
-)
+from servicekit.ratelimits import Limit, RateLimited, count, setting_name
 
 # What an ask comes to: its Booking, SoldOut, a Problem (the hold limit), RateLimited, or
 # None: the regular view decides (an unknown, canceled or started event, or expired holds
 # waiting to be released).
 Outcome = Booking | SoldOut | Problem | RateLimited | None
-
-logger = logging.getLogger(__name__)
 
 _LIMIT_USER = setting_name("booking", "user")
 _LIMIT_ADDRESS = setting_name("booking", "address")
@@ -68,8 +55,6 @@ BATCH_SQL = (
         outbox=OutboxMessage._meta.db_table,
         message_id=OutboxMessage._meta.get_field("message_id").column,
         on_sale=inventory.on_sale_sql(now="clock_timestamp()", table="locked"),
-        cache=CacheEntry._meta.db_table,
-        purge=PURGE_BATCH,
         booking_created=booking_created_sql(
             booking_id="g.id",
             user_id="g.user_id",
@@ -83,23 +68,21 @@ BATCH_SQL = (
 _BATCH = Prepared(
     "turnstile_book_batch",
     ["bigint", "uuid[]", "int[]", "timestamptz", "timestamptz", "text", "text", "text", "text",
-     "int", "int[]", "text[]", "text[]", "timestamptz[]", "int[]", "float8[]"],
+     "int"],
     BATCH_SQL,
 )  # fmt: skip
 _RUN_SQL = (
     f"{inventory.LOCK_EVENT_SQL}; "
     f"EXECUTE {_BATCH.name} (%(event_id)s, %(users)s, %(tickets)s, %(now)s, %(expires_at)s, "
-    "%(expires_at_iso)s, %(event_type)s, %(producer)s, %(channel)s, %(hold_limit)s, "
-    "%(attempt_asks)s, %(attempt_keys)s, %(attempt_previous)s, %(attempt_expires)s, "
-    "%(attempt_caps)s, %(attempt_weights)s)"
+    "%(expires_at_iso)s, %(event_type)s, %(producer)s, %(channel)s, %(hold_limit)s)"
 )
 
 # The row `batch.sql` answers (see its last SELECT).
 _BatchRow = tuple[
-    bool | None,
-    Decimal | None,
-    str | None,
-    int | None,
+    bool,
+    Decimal,
+    str,
+    int,
     list[int],
     list[int],
     int,
@@ -109,25 +92,25 @@ _BatchRow = tuple[
     list[int],
     dt.datetime,
     dt.datetime | None,
-    list[int],
-    list[int],
 ]
 
 
 def execute_batch(event_id: int, batch: list[Ask]) -> Decided[Outcome]:
     """The batcher's executor, on the calling thread's database connection (in autocommit:
     outside any atomic block)."""
-    attempts = _attempts(batch)
-    now = attempts.now
+    now = timezone.now()
     expires_at = inventory.hold_expires_at(now)
     outcomes: list[Outcome] = [None] * len(batch)
     with _cursor() as cursor:
+        admitted = _within_limits(cursor, batch, outcomes)
+        if not admitted:
+            return Decided(outcomes)
         row = _execute(
             cursor,
             {
                 "event_id": event_id,
-                "users": [ask.user_id for ask in batch],
-                "tickets": [ask.tickets for ask in batch],
+                "users": [batch[n].user_id for n in admitted],
+                "tickets": [batch[n].tickets for n in admitted],
                 "now": now,
                 "expires_at": expires_at,
                 "expires_at_iso": encode_datetime(expires_at),
@@ -135,35 +118,14 @@ def execute_batch(event_id: int, batch: list[Ask]) -> Decided[Outcome]:
                 "producer": settings.SERVICE_NAME,
                 "channel": NOTIFY_CHANNEL,
                 "hold_limit": settings.BOOKING_MAX_HELD_TICKETS,
-                # two limits per ask (see _attempts), numbered from 1 as the asks are
-                "attempt_asks": [i // 2 + 1 for i, on in enumerate(attempts.on) if on],
-                "attempt_keys": attempts.keys,
-                "attempt_previous": attempts.previous,
-                "attempt_expires": attempts.expires,
-                "attempt_caps": attempts.caps,
-                "attempt_weights": attempts.weights,
             },
         )
+    if row is None:
+        return Decided(outcomes)  # unknown event: the regular view answers 404
     (open_, price, currency, left, granted_ns, ids, booked, published, notified,
-     capped_ns, capped_held, db_now, earliest, totals, befores) = row  # fmt: skip
-    # The rate limits first, as the regular view judges them: from the counts' totals.
-    verdicts = attempts.verdicts(
-        dict(zip(attempts.keys, zip(totals, befores, strict=True), strict=True))
-    )
-    admitted = []
-    for n in range(len(batch)):
-        limited = verdicts[2 * n] or verdicts[2 * n + 1]
-        if limited is None:
-            admitted.append(n)
-        elif n + 1 in granted_ns:  # the statement judged otherwise: its booking stands
-            logger.error("batched booking of event %s granted an ask past a limit", event_id)
-            admitted.append(n)
-        else:
-            outcomes[n] = limited
-    if not open_ or price is None or currency is None or left is None:
-        # An unknown event (the regular view answers 404), or canceled or started (it
-        # explains).
-        return Decided(outcomes)
+     capped_ns, capped_held, db_now, earliest) = row  # fmt: skip
+    if not open_:
+        return Decided(outcomes)  # canceled or started: the regular view explains
     if booked != len(ids) or published != len(ids) or notified != (1 if ids else 0):
         # The locked row disagreed with its own UPDATE; nothing was written.
         raise RuntimeError(f"batched booking of event {event_id} wrote {row}")
@@ -174,8 +136,8 @@ def execute_batch(event_id: int, batch: list[Ask]) -> Decided[Outcome]:
     # Refused while expired holds wait for release: the regular view releases them and tries
     # again. Otherwise the tickets are really gone.
     expired = earliest is not None and earliest <= db_now
-    for n in admitted:
-        ask, position = batch[n], n + 1
+    for position, n in enumerate(admitted, start=1):
+        ask = batch[n]
         booking_id = granted.get(position)
         if booking_id is not None:
             outcomes[n] = _booking(booking_id, ask, event_id, price, currency, expires_at, now)
@@ -220,14 +182,22 @@ def _booking(
     )
 
 
-def _attempts(batch: list[Ask]) -> Counting:
-    """Each ask's attempts against the per-address and per-user limits
-    (`RATE_LIMIT_BOOKING_PER_*`, the regular view's counters), in arrival order: the batch
-    statement counts and judges them before it decides."""
+def _within_limits(cursor: CursorWrapper, batch: list[Ask], outcomes: list[Outcome]) -> list[int]:
+    """Count every ask against the rate limits in one statement (its own transaction,
+    committed before the batch takes the row lock), in arrival order; refuse those past a
+    limit. Returns the positions of the asks that go on."""
     limits = []
     for ask in batch:
         limits += [Limit(_LIMIT_ADDRESS, ask.address), Limit(_LIMIT_USER, str(ask.user_id))]
-    return counting(limits)
+    verdicts = count(limits, cursor=cursor)
+    admitted = []
+    for n in range(len(batch)):
+        limited = verdicts[2 * n] or verdicts[2 * n + 1]
+        if limited is None:
+            admitted.append(n)
+        else:
+            outcomes[n] = limited
+    return admitted
 
 
 def _cursor() -> CursorWrapper:
@@ -245,10 +215,9 @@ def _cursor() -> CursorWrapper:
     )
 
 
-def _execute(cursor: CursorWrapper, params: dict[str, Any]) -> _BatchRow:
-    """Run the batch; the statement's row."""
+def _execute(cursor: CursorWrapper, params: dict[str, Any]) -> _BatchRow | None:
+    """Run the batch; the statement's row (None: unknown event)."""
     _BATCH.execute(cursor, _RUN_SQL, params)
     cursor.nextset()  # past the lock statement's row
     row: _BatchRow | None = cursor.fetchone()
-    assert row is not None  # one row whatever the event  # noqa: S101
     return row
