@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db.models.expressions import RawSQL
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -18,7 +17,7 @@ from rest_framework.views import APIView
 from booking_service.actions.bookings import booking_cancel
 from booking_service.api.common import actor_of, id_field, not_found, path_id
 from booking_service.bookings.models import Booking, BookingStatus
-from booking_service.bookings.selectors import booking_get, booking_list
+from booking_service.bookings.selectors import BookingPages, booking_get
 from booking_service.bookings.services import (
     booking_create_slot,
     booking_create_tickets,
@@ -224,16 +223,14 @@ class BookingListCreateApi(BookingCreateApi):
     def get(self, request: Request) -> Response:
         actor = actor_of(request)
         params = self.FilterSerializer.parse(request.query_params)
-        bookings = booking_list(
+        documents = BookingPages(
             actor=actor,
+            document=BOOKING_JSON_SQL,
             event_id=params.get("event"),
             resource_id=params.get("resource"),
             status=params.get("status"),
         )
         paginator = PageNumberPagination()
-        # A constant of this module, no input in it.
-        document = RawSQL(BOOKING_JSON_SQL, ())  # noqa: S611
-        documents = bookings.annotate(document=document).values_list("document", flat=True)
         page = paginator.paginate_queryset(documents, request) or []
         return paginator.get_paginated_response([orjson.Fragment(text) for text in page])
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from booking_service.bookings.models import Booking, BookingStatus
+from booking_service.events.models import Event
 from booking_service.resources.models import Resource
 from booking_service.resources.slots import (
     MAX_ADVANCE,
@@ -16,32 +19,77 @@ from booking_service.resources.slots import (
 from servicekit.actors import Actor
 from servicekit.errors import Unprocessable
 
+_BOOKINGS = Booking._meta.db_table
+_EVENTS = Event._meta.db_table
+_RESOURCES = Resource._meta.db_table
+_OF_ORGANIZER_EVENTS = f"{_BOOKINGS}.event_id IN (SELECT id FROM {_EVENTS} WHERE organizer_id = %s)"  # noqa: S608
+_OF_ORGANIZER_RESOURCES = (
+    f"{_BOOKINGS}.resource_id IN (SELECT id FROM {_RESOURCES} WHERE organizer_id = %s)"  # noqa: S608
+)
 
-def booking_list(
-    *,
-    actor: Actor,
-    event_id: int | None = None,
-    resource_id: int | None = None,
-    status: str | None = None,
-) -> QuerySet[Booking]:
-    """The caller's bookings; an admin sees all; an organizer also sees every booking of the
-    events and resources they own when filtering by one of them."""
-    # The list shows related ids only, so no join is needed.
-    bookings = Booking.objects.all()
-    if not actor.is_admin:
-        visible = Q(user_id=actor.id)
-        if event_id is not None:
-            visible |= Q(event__organizer_id=actor.id)
-        if resource_id is not None:
-            visible |= Q(resource__organizer_id=actor.id)
-        bookings = bookings.filter(visible)
-    if event_id is not None:
-        bookings = bookings.filter(event_id=event_id)
-    if resource_id is not None:
-        bookings = bookings.filter(resource_id=resource_id)
-    if status:
-        bookings = bookings.filter(status=status)
-    return bookings.order_by("-created_at", "-id")
+
+class BookingPages:
+    """The bookings a caller may list (their own; an admin all; an organizer also every
+    booking of the events and resources they own when filtering by one of them), newest
+    first, as JSON documents PostgreSQL writes (`document`, SQL of `bookings` columns): the
+    `count()` and slicing Django's Paginator asks for, each one statement. Written as SQL,
+    not a QuerySet: building the two queries took half of the list's Python time in a
+    profile, for the same two statements."""
+
+    ordered = True  # for the Paginator: the order is fixed
+
+    def __init__(
+        self,
+        *,
+        actor: Actor,
+        document: str,
+        event_id: int | None = None,
+        resource_id: int | None = None,
+        status: str | None = None,
+    ) -> None:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if not actor.is_admin:
+            visible = [f"{_BOOKINGS}.user_id = %s"]
+            params.append(actor.id)
+            if event_id is not None:
+                visible.append(_OF_ORGANIZER_EVENTS)
+                params.append(actor.id)
+            if resource_id is not None:
+                visible.append(_OF_ORGANIZER_RESOURCES)
+                params.append(actor.id)
+            clauses.append(f"({' OR '.join(visible)})")
+        for column, value in (("event_id", event_id), ("resource_id", resource_id)):
+            if value is not None:
+                clauses.append(f"{_BOOKINGS}.{column} = %s")
+                params.append(value)
+        if status:
+            clauses.append(f"{_BOOKINGS}.status = %s")
+            params.append(status)
+        where = " AND ".join(clauses) or "true"
+        self._count_sql = f"SELECT count(*) FROM {_BOOKINGS} WHERE {where}"  # noqa: S608
+        self._page_sql = (
+            f"SELECT {document} FROM {_BOOKINGS} WHERE {where} "  # noqa: S608
+            f"ORDER BY {_BOOKINGS}.created_at DESC, {_BOOKINGS}.id DESC LIMIT %s OFFSET %s"
+        )
+        self._params = params
+
+    def count(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(self._count_sql, self._params)
+            (total,) = cursor.fetchone()
+        return int(total)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, page: slice) -> list[Any]:
+        start = page.start or 0
+        if page.stop <= start:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(self._page_sql, [*self._params, page.stop - start, start])
+            return [document for (document,) in cursor.fetchall()]
 
 
 def booking_get(*, booking_id: int, actor: Actor) -> Booking | None:

@@ -185,6 +185,38 @@ def test_organizer_lists_the_bookings_of_their_event(
     assert other_organizer.client().get(f"/api/bookings/?event={event.pk}").json()["count"] == 0
 
 
+def test_the_list_pages_newest_first_and_shows_only_what_the_caller_may_see(
+    customer: Caller, other_customer: Caller, organizer: Caller, settings: Any
+) -> None:
+    settings.BOOKING_MAX_HELD_TICKETS = 20
+    event = make_event(organizer_id=organizer.id)
+    client = customer.client()
+    assert client.get("/api/bookings/").json() == {
+        "count": 0,
+        "next": None,
+        "previous": None,
+        "results": [],
+    }
+    ids = [
+        client.post("/api/bookings/", {"event": event.pk, "tickets_booked": n}).json()["id"]
+        for n in (1, 2, 3)
+    ]
+    other_customer.client().post("/api/bookings/", {"event": event.pk, "tickets_booked": 4})
+    first = client.get("/api/bookings/?page_size=2").json()
+    assert (first["count"], [b["id"] for b in first["results"]]) == (3, ids[:0:-1])
+    assert first["previous"] is None
+    assert first["next"].endswith("/api/bookings/?page=2&page_size=2")
+    second = client.get(first["next"]).json()
+    assert [b["id"] for b in second["results"]] == [ids[0]]
+    assert second["next"] is None
+    assert client.get("/api/bookings/?page=3&page_size=2").status_code == 404
+    # A customer filtering by someone else's event sees their own bookings of it only; the
+    # organizer sees every booking of it.
+    assert client.get(f"/api/bookings/?event={event.pk}").json()["count"] == 3
+    assert organizer.client().get(f"/api/bookings/?event={event.pk}").json()["count"] == 4
+    assert organizer.client().get("/api/bookings/").json()["count"] == 0
+
+
 def test_patch_changes_ticket_count_and_delete_cancels(customer: Caller) -> None:
     event = make_event(total_tickets=10, price="5.00")
     client = customer.client()
