@@ -14,6 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from devstack import postgres
@@ -33,6 +35,19 @@ def reap_when_gone(workdir: Path) -> subprocess.Popen[bytes]:
         stdin=subprocess.PIPE,
         start_new_session=True,  # a Ctrl-C meant for the run must not end the reaper first
     )
+
+
+@contextmanager
+def reaped(workdir: Path) -> Iterator[None]:
+    """While inside: a reaper stands by for `workdir`, for when this process is killed. On
+    the way out (the caller has stopped its servers) it is let go."""
+    reaper = reap_when_gone(workdir)
+    try:
+        yield
+    finally:
+        assert reaper.stdin is not None
+        reaper.stdin.close()  # nothing left for it to do; it ends
+        reaper.wait()
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from devstack.packages import ensure_debian_package
 from devstack.paths import ROOT
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import end_with_parent
-from devstack.reaper import reap_when_gone
+from devstack.reaper import reaped
 from devstack.services import Service, available_services
 
 
@@ -90,21 +90,18 @@ def run_suite(suite: Suite, env: dict[str, str], pytest_args: list[str]) -> Coun
 def throwaway_servers() -> Iterator[tuple[Path, EmbeddedPostgres, EmbeddedNats]]:
     """Throwaway PostgreSQL and NATS in a temporary folder that does not outlive this run."""
     workdir = Path(tempfile.mkdtemp(prefix="turnstile-test-"))
-    reaper = reap_when_gone(workdir)
     postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
     nats = EmbeddedNats(workdir / "nats", ephemeral=True)
-    try:
-        print("==> starting embedded PostgreSQL and NATS for the tests", flush=True)
-        postgres.start()
-        nats.start()
-        yield workdir, postgres, nats
-    finally:
-        nats.stop()
-        postgres.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        assert reaper.stdin is not None
-        reaper.stdin.close()  # nothing left for it to do; it ends
-        reaper.wait()
+    with reaped(workdir):
+        try:
+            print("==> starting embedded PostgreSQL and NATS for the tests", flush=True)
+            postgres.start()
+            nats.start()
+            yield workdir, postgres, nats
+        finally:
+            nats.stop()
+            postgres.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # The outside fuzzer (devstack.fuzz) runs after the pytest suites, on the same servers; then

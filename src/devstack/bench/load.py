@@ -14,6 +14,7 @@ import psycopg
 
 from devstack.bench.stack import Stack
 from devstack.packages import ensure_debian_package
+from devstack.process import popen_owned
 
 LOAD_SCRIPT = Path(__file__).resolve().with_name("load.lua")
 PGBENCH_SCRIPT = """\\set n random(1, 4)
@@ -71,7 +72,7 @@ def run_wrk(
             str(index * per_instance),  # this process's first connection of all
             str(connections),
         ]  # fmt: skip
-        processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        processes.append(popen_owned(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
         outputs.append(samples)
     if stop_when is not None:
         stop_when.wait(duration_s)

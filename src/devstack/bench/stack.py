@@ -23,6 +23,8 @@ from typing import Any
 from devstack.nats import EmbeddedNats
 from devstack.paths import free_port
 from devstack.postgres import EmbeddedPostgres, running_postmaster
+from devstack.process import popen_owned
+from devstack.reaper import reaped
 
 POSTGRES_KIND = "postgres"
 NATS_KIND = "nats"
@@ -93,9 +95,7 @@ class Stack:
     ) -> subprocess.Popen[bytes]:
         """Start a process of the stack; `kind` (default: `log_name`) names its CPU time."""
         out = (self.workdir / f"{log_name}.log").open("wb")
-        process = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = popen_owned(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.processes.append(process)
         self.kinds[process.pid] = kind or log_name
         return process
@@ -160,6 +160,11 @@ class Stack:
 @contextlib.contextmanager
 def bench_stack() -> Iterator[Stack]:
     workdir = Path(tempfile.mkdtemp(prefix="turnstile-bench-"))
+    with reaped(workdir):  # a killed run leaves no PostgreSQL (it daemonizes) nor folder
+        yield from _bench_stack(workdir)
+
+
+def _bench_stack(workdir: Path) -> Iterator[Stack]:
     postgres = EmbeddedPostgres(workdir / "postgres", ephemeral=True)
     nats = EmbeddedNats(workdir / "nats", ephemeral=True)
     stack: Stack | None = None
