@@ -80,9 +80,6 @@ class BookingPages:
             (total,) = cursor.fetchone()
         return int(total)
 
-    def __len__(self) -> int:
-        return self.count()
-
     def __getitem__(self, page: slice) -> list[Any]:
         start = page.start or 0
         if page.stop <= start:
