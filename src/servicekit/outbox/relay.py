@@ -28,21 +28,28 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
+import msgspec
 import psycopg
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from servicekit.bus import BusUnavailableError, OutgoingMessage, SyncBus, backoff_delay
 from servicekit.messages import encode_envelope
 from servicekit.outbox.health import check_outbox_lag
 from servicekit.outbox.models import OutboxMessage
-from servicekit.outbox.services import NOTIFY_CHANNEL, outbox_envelope, outbox_sent_prune
+from servicekit.outbox.services import (
+    NOTIFY_CHANNEL,
+    StoredMessage,
+    outbox_envelope,
+    outbox_sent_prune,
+)
 from servicekit.retention import Pruner
 from servicekit.workers import Worker
 
@@ -65,7 +72,43 @@ class RelayOptions:
     max_attempts: int = 20
 
 
-def envelope_bytes(row: OutboxMessage) -> bytes:
+_TABLE = OutboxMessage._meta.db_table
+# The due messages, oldest first (the partial index of unsent messages), each held by this
+# relay until its transaction ends; `data` as text, decoded by msgspec rather than by the
+# ORM's JSON field (Django's rows were a sixth of the relay's CPU in a flash sale).
+_DUE_SQL = f"""
+    SELECT id, message_id, type, producer, version, occurred_at, data::text, attempts
+    FROM {_TABLE}
+    WHERE sent_at IS NULL AND failed_at IS NULL
+      AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+"""  # noqa: S608 (the table's name, not input)
+_SENT_SQL = f"""
+    UPDATE {_TABLE} SET sent_at = %(now)s, attempts = attempts + 1, last_error = ''
+    WHERE id = ANY(%(ids)s)
+"""  # noqa: S608
+
+
+class PendingMessage(NamedTuple):
+    """A due row, as the relay reads it."""
+
+    pk: int
+    message_id: uuid.UUID
+    type: str
+    producer: str
+    version: int
+    occurred_at: datetime
+    data_json: str
+    attempts: int
+
+    @property
+    def data(self) -> Any:
+        return msgspec.json.decode(self.data_json)
+
+
+def envelope_bytes(row: StoredMessage) -> bytes:
     return encode_envelope(outbox_envelope(row))
 
 
@@ -97,17 +140,13 @@ class OutboxRelay(Worker):
         rescheduled (or given up) on its own row and raises nothing.
         """
         now = timezone.now()
-        with transaction.atomic():
-            rows = list(
-                OutboxMessage.objects.select_for_update(skip_locked=True)
-                .filter(sent_at__isnull=True, failed_at__isnull=True)
-                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .order_by("id")[: self.options.batch_size]
-            )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_DUE_SQL, {"now": now, "limit": self.options.batch_size})
+            rows = [PendingMessage._make(row) for row in cursor.fetchall()]
             if not rows:
                 return 0
-            outgoing: list[tuple[OutboxMessage, OutgoingMessage]] = []
-            failed: list[tuple[OutboxMessage, str]] = []
+            outgoing: list[tuple[PendingMessage, OutgoingMessage]] = []
+            failed: list[tuple[PendingMessage, str]] = []
             for row in rows:
                 try:
                     message = OutgoingMessage(
@@ -140,9 +179,7 @@ class OutboxRelay(Worker):
                 if isinstance(result, BusUnavailableError)
             ]
             if sent_ids:
-                OutboxMessage.objects.filter(pk__in=sent_ids).update(
-                    sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
-                )
+                cursor.execute(_SENT_SQL, {"now": timezone.now(), "ids": sent_ids})
             outage = bool(refused) and not sent_ids and not self._broker_answers()
             if outage:
                 # Not the messages' fault: they keep their turn, the loop backs off.
@@ -168,7 +205,7 @@ class OutboxRelay(Worker):
             return False
         return True
 
-    def _message_failed(self, row: OutboxMessage, error: str, *, now: datetime) -> None:
+    def _message_failed(self, row: PendingMessage, error: str, *, now: datetime) -> None:
         attempts = row.attempts + 1
         error = error.replace("\x00", "\\x00")[:2000]
         if attempts >= self.options.max_attempts:

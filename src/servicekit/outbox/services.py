@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connection
@@ -64,7 +65,24 @@ def outbox_emit_many(
     return rows
 
 
-def outbox_envelope(row: OutboxMessage) -> Envelope[dict[str, Any]]:
+class StoredMessage(Protocol):
+    """What the envelope is made of: an `OutboxMessage`, or the relay's lighter row."""
+
+    @property
+    def message_id(self) -> uuid.UUID: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def producer(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def occurred_at(self) -> dt.datetime: ...
+    @property
+    def data(self) -> Any: ...
+
+
+def outbox_envelope(row: StoredMessage) -> Envelope[dict[str, Any]]:
     """The envelope of a stored row: its `data` is the model's encoding, published as is."""
     return Envelope(
         id=row.message_id,
