@@ -2,8 +2,27 @@ from __future__ import annotations
 
 import uuid
 
+import uuid_utils.compat
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+
+# The same in SQL, for messages written by a statement (the batched booking path): the
+# 48-bit Unix time in milliseconds over the first six bytes of a random UUID, and its
+# version nibble made 7 (RFC 9562; PostgreSQL 18's uuidv7() without requiring 18).
+NEW_MESSAGE_ID_SQL = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
+    "substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) "
+    "FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
+)
+
+
+def new_message_id() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): unique like a random UUID, but ordered by time, so the unique
+    index on `message_id` grows at its right edge like a sequence's. A random id lands on a
+    random page of that index: with a million messages stored, most of them not in memory,
+    and each one's first change after a checkpoint a full page written to the WAL (a sale
+    over a million stored bookings ran at 0.72 of its empty-database rate with random ids)."""
+    return uuid_utils.compat.uuid7()  # the standard library's UUID, as every encoder knows it
 
 
 class OutboxMessage(models.Model):
@@ -13,7 +32,7 @@ class OutboxMessage(models.Model):
     interleave); `message_id` is the envelope id and the broker's de-duplication key.
     """
 
-    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    message_id = models.UUIDField(default=new_message_id, unique=True, editable=False)
     type = models.CharField(max_length=64)
     producer = models.CharField(max_length=64)
     version = models.PositiveSmallIntegerField(default=1)

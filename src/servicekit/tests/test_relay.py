@@ -20,7 +20,7 @@ from devstack.nats import EmbeddedNats
 from servicekit.bus import BusConfig, SyncBus, bus_config
 from servicekit.messages import UserUpdated
 from servicekit.outbox.health import check_outbox_lag
-from servicekit.outbox.models import OutboxMessage
+from servicekit.outbox.models import NEW_MESSAGE_ID_SQL, OutboxMessage, new_message_id
 from servicekit.outbox.relay import OutboxRelay, RelayOptions
 from servicekit.outbox.services import outbox_emit
 from servicekit.testing import current_database_url, wait_until
@@ -91,6 +91,33 @@ def test_publishes_with_the_message_id_and_marks_sent(bus: SyncBus) -> None:
     assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
     assert stream_msg_ids(bus) == [str(row.message_id) for row in rows]
     assert check_outbox_lag().data["unsent"] == 0
+
+
+@pytest.mark.django_db
+def test_message_ids_are_uuid7_ordered_by_time_from_python_and_from_sql() -> None:
+    """Time-ordered ids keep the unique index's inserts at its right edge. Python's (every
+    outbox_emit) and the SQL expression's (the batched booking path) are RFC 9562 version 7
+    with the clock's milliseconds, so they order with each other across milliseconds."""
+    [emitted] = emit(1)
+    before = new_message_id()
+    time.sleep(0.003)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, uuid_extract_version(id), uuid_extract_timestamp(id), clock_timestamp()"  # noqa: S608
+            f" FROM (SELECT {NEW_MESSAGE_ID_SQL} AS id FROM generate_series(1, 50)) AS made"
+        )
+        rows = cursor.fetchall()
+    time.sleep(0.003)
+    after = new_message_id()
+    ids = [row[0] for row in rows]
+    assert len(set(ids)) == 50
+    assert {row[1] for row in rows} == {7}
+    assert all(abs((row[3] - row[2]).total_seconds()) < 1 for row in rows)
+    assert all(
+        value.variant == uuid.RFC_4122 for value in [*ids, before, after, emitted.message_id]
+    )
+    assert (before.version, after.version, emitted.message_id.version) == (7, 7, 7)
+    assert emitted.message_id < before < min(ids) <= max(ids) < after
 
 
 @pytest.mark.django_db

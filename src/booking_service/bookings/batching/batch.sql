@@ -14,6 +14,8 @@
 -- holds of the event (one lookup of booking_event_user_pending_idx per customer of the batch)
 -- and `holding` carries them, plus what the batch granted them so far, along the walk; such
 -- an ask is `capped` when tickets were left for it. `granted` numbers the granted bookings.
+-- Each booking's message gets a time-ordered id (UUIDv7: servicekit.outbox.models), so
+-- the outbox's unique index of ids grows at its right edge.
 -- The UPDATE is itself conditional and every INSERT depends on it, so even a wrong decision
 -- could not oversell, and the CHECK (available_tickets >= 0) has the last word; an error
 -- anywhere rolls back everything.
@@ -72,7 +74,7 @@ booked AS (
 published AS (
     INSERT INTO {outbox} ({message_id}, type, producer, version, occurred_at, data, attempts,
                           last_error)
-    SELECT gen_random_uuid(), $7, $8, 1, $4, {booking_created}, 0, ''
+    SELECT {new_message_id}, $7, $8, 1, $4, {booking_created}, 0, ''
     FROM granted g, taken t, locked l
     RETURNING 1
 ),

@@ -33,7 +33,7 @@ from booking_service.bookings.models import Booking, BookingKind, BookingStatus
 from booking_service.bookings.payload import booking_created_sql
 from servicekit.errors import Problem
 from servicekit.messages import BookingCreated, encode_datetime
-from servicekit.outbox.models import OutboxMessage
+from servicekit.outbox.models import NEW_MESSAGE_ID_SQL, OutboxMessage
 from servicekit.outbox.services import NOTIFY_CHANNEL
 from servicekit.prepared import Prepared
 from servicekit.ratelimits import Limit, RateLimited, count, setting_name
@@ -54,6 +54,7 @@ BATCH_SQL = (
         bookings=inventory.BOOKINGS,
         outbox=OutboxMessage._meta.db_table,
         message_id=OutboxMessage._meta.get_field("message_id").column,
+        new_message_id=NEW_MESSAGE_ID_SQL,
         on_sale=inventory.on_sale_sql(now="clock_timestamp()", table="locked"),
         booking_created=booking_created_sql(
             booking_id="g.id",

@@ -69,6 +69,8 @@ class TestAnswers:
         assert envelope.data == expected
         assert isinstance(envelope.data, BookingCreated)
         assert outbox.producer == "booking"
+        assert outbox.message_id.version == 7  # time-ordered, as the regular path's
+        assert abs(_uuid7_time(outbox.message_id) - outbox.occurred_at) < dt.timedelta(seconds=5)
 
     def test_sold_out_is_a_409_problem(self, middleware: BatchedBookings, customer: Caller) -> None:
         event = make_event(total_tickets=2)
@@ -303,3 +305,8 @@ def test_a_refusal_is_not_logged_but_a_server_error_would_be(
     assert response.status_code == 409
     assert not [record for record in caplog.records if record.name == "django.request"]
     assert logging.getLogger("django.request").isEnabledFor(logging.ERROR)
+
+
+def _uuid7_time(value: uuid.UUID) -> dt.datetime:
+    """The Unix time in milliseconds a UUIDv7 begins with."""
+    return dt.datetime.fromtimestamp((value.int >> 80) / 1000, tz=dt.UTC)
