@@ -4,12 +4,15 @@ from django.db import models
 
 
 class CacheEntry(models.Model):
-    """A rate-limit counter (servicekit.ratelimits): a key, its count, when its window ends.
-    A model, so that migrate creates the table wherever the service runs and test flushes
-    empty it."""
+    """A rate-limit counter (servicekit.ratelimits): per key, the attempts of its latest fixed
+    window (`window_index`, counted from the epoch in periods) and of the window before it,
+    and when the row stops mattering (the end of the window after its latest). A model, so
+    that migrate creates the table wherever the service runs and test flushes empty it."""
 
     cache_key = models.CharField(max_length=255, primary_key=True)
-    value = models.TextField()
+    window_index = models.BigIntegerField()
+    current_count = models.BigIntegerField()
+    previous_count = models.BigIntegerField()
     expires = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -3,8 +3,10 @@
 Parsing, analysing and rewriting a statement of several CTEs costs PostgreSQL about as much
 as running it. A `Prepared` statement is sent with `PREPARE` the first time a session needs
 it, then run by `EXECUTE`; PostgreSQL chooses between a generic plan and one per call as
-usual (the booking batch settles on the generic plan; forcing it on the rate-limit count
-made the count four times slower in a sale, so nothing is forced).
+usual, and nothing is forced. A generic plan is made once for the session, with the
+statistics of that moment: a statement that may settle on one must be right whatever its
+tables held then (a plan made while a table was empty may read it whole once it is not); the
+rate-limit count reaches its table only through ON CONFLICT's arbiter index.
 
 A session can lose it (a pooler's `DISCARD ALL`), or a migration can change a table it was
 planned for: the statement is prepared again and run once more. Either error comes before

@@ -11,20 +11,28 @@ cap within one true period; the long-run rate holds. An attempt is counted
 of them get through, however many arrive at once.
 
 The counters are rows of a table in the service's own PostgreSQL (servicekit.models.
-CacheEntry), shared by every process. One INSERT ... ON CONFLICT counts any number of keys
-at once, atomically, in one round trip. (django-ratelimit, the usual library, counts through
-Django's cache API with add-then-incr: several round trips, one key at a time, and Django
-has no cache backend on PostgreSQL whose increment is atomic; the batched booking path must
-count a whole batch's keys with one statement.) Keys are hashed, so an address or an
-email of any length fits the table's key. The table is unlogged (migration 0002: no WAL, no
-wait for the disk; emptied by a crash, as a cache server's would be), and the statement is
-prepared once per session (servicekit.prepared): in a flash sale, counting each buyer was a
-quarter of a booking's cost.
+CacheEntry), shared by every process: one row per key, holding the counts of its latest
+window and of the one before. One INSERT ... ON CONFLICT counts any number of keys at once,
+atomically, in one round trip, rolling a row over to a new window as it counts. (django-
+ratelimit, the usual library, counts through Django's cache API with add-then-incr: several
+round trips, one key at a time, and Django has no cache backend on PostgreSQL whose
+increment is atomic; the batched booking path must count a whole batch's keys with one
+statement.) Keys are hashed, so an address or an email of any length fits the table's key.
+
+In a flash sale, counting each buyer was a quarter of a booking's cost. The table is
+unlogged (migration 0002: no WAL, no wait for the disk; emptied by a crash, as a cache
+server's would be), and the statement is prepared once per session (servicekit.prepared).
+It reaches the table only through its primary key, as the arbiter of ON CONFLICT, so
+PostgreSQL's generic plan (planned once per session) is right whatever the table held when
+it was made: a count that read the previous window's row by a join was planned on every
+call (a generic plan made while the table was empty scanned it whole once it was not).
+Rows whose windows no longer weigh are deleted every `PURGE_EVERY` counts of a process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import time
 from collections import Counter
@@ -42,53 +50,52 @@ from servicekit.models import CacheEntry
 from servicekit.prepared import Prepared
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# Expired rows removed by each count: more than one count creates, so the table stays small.
-PURGE_BATCH = 16
+# Every PURGE_EVERY counts, a process deletes up to PURGE_BATCH rows whose windows no longer
+# weigh: more than the counts create, so the table stays the size of its live keys.
+PURGE_EVERY = 16
+PURGE_BATCH = 256
 _TABLE = CacheEntry._meta.db_table
 
-# One row per key and fixed window, kept one period past its window's end, while it still
-# weighs as the previous window. Expired rows (of any key but these) are purged a few at a
-# time, so the table stays small without a sweeper.
+# Rows roll over as they are counted: into the row's own window, or into a newer one (the
+# row's counts become the previous window's when it was the one just before, else 0). A
+# process whose clock is a little behind another's counts into the newer window it finds.
 _COUNT_TEMPLATE = """
-WITH asked AS (
-    SELECT k, p, count(*) AS n, max(e) AS expires
-    FROM unnest({keys}::text[], {previous}::text[], {expires}::timestamptz[]) AS a(k, p, e)
-    GROUP BY k, p
-),
-purged AS (
-    DELETE FROM {table} WHERE cache_key IN (
-        SELECT cache_key FROM {table}
-        WHERE expires < {now} AND cache_key <> ALL({keys}::text[])
-        ORDER BY expires LIMIT {purge} FOR UPDATE SKIP LOCKED)
-),
-counted AS (
-    INSERT INTO {table} AS entry (cache_key, value, expires)
-    SELECT k, n::text, expires FROM asked
-    ORDER BY k  -- every statement locks its keys in one order: no deadlock
-    ON CONFLICT (cache_key) DO UPDATE SET
-        value = (entry.value::bigint + EXCLUDED.value::bigint)::text
-    RETURNING cache_key, value::bigint AS total
-)
-SELECT counted.cache_key, counted.total, coalesce(previous.value::bigint, 0)
-FROM counted JOIN asked ON asked.k = counted.cache_key
-LEFT JOIN {table} AS previous ON previous.cache_key = asked.p AND previous.expires >= {now}
+INSERT INTO {table} AS entry (cache_key, window_index, current_count, previous_count, expires)
+SELECT k, max(w), count(*), 0, max(e)
+FROM unnest({keys}::text[], {windows}::bigint[], {expires}::timestamptz[]) AS a(k, w, e)
+GROUP BY k
+ORDER BY k  -- every statement locks its keys in one order: no deadlock
+ON CONFLICT (cache_key) DO UPDATE SET
+    previous_count = CASE
+        WHEN entry.window_index >= EXCLUDED.window_index THEN entry.previous_count
+        WHEN entry.window_index = EXCLUDED.window_index - 1 THEN entry.current_count
+        ELSE 0
+    END,
+    current_count = CASE
+        WHEN entry.window_index >= EXCLUDED.window_index
+            THEN entry.current_count + EXCLUDED.current_count
+        ELSE EXCLUDED.current_count
+    END,
+    window_index = greatest(entry.window_index, EXCLUDED.window_index),
+    expires = greatest(entry.expires, EXCLUDED.expires)
+RETURNING cache_key, current_count, previous_count
 """
 _COUNT = Prepared(
     "turnstile_rate_count",
-    ["text[]", "text[]", "timestamptz[]", "timestamptz"],
-    _COUNT_TEMPLATE.format(
-        table=_TABLE, purge=PURGE_BATCH, keys="$1", previous="$2", expires="$3", now="$4"
-    ),
+    ["text[]", "bigint[]", "timestamptz[]"],
+    _COUNT_TEMPLATE.format(table=_TABLE, keys="$1", windows="$2", expires="$3"),
 )
-_EXECUTE_COUNT = f"EXECUTE {_COUNT.name} (%(keys)s, %(previous)s, %(expires)s, %(now)s)"
+_EXECUTE_COUNT = f"EXECUTE {_COUNT.name} (%(keys)s, %(windows)s, %(expires)s)"
 _COUNT_SQL_BOUND = _COUNT_TEMPLATE.format(
-    table=_TABLE,
-    purge=PURGE_BATCH,
-    keys="%(keys)s",
-    previous="%(previous)s",
-    expires="%(expires)s",
-    now="%(now)s",
+    table=_TABLE, keys="%(keys)s", windows="%(windows)s", expires="%(expires)s"
 )
+# Skips rows a count holds, so it never waits for one.
+_PURGE_SQL = f"""
+DELETE FROM {_TABLE} WHERE cache_key IN (
+    SELECT cache_key FROM {_TABLE} WHERE expires < %(now)s
+    ORDER BY expires LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+"""  # noqa: S608 (the table's name, not input)
+_counts = itertools.count(1)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -137,27 +144,22 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
     counted = [limit for limit in limits if rates[limit.name] is not None]
     if not counted:
         return [None] * len(limits)
-    keys, previous, expires, windows = [], [], [], []
+    keys, indexes, expires, windows = [], [], [], []
     for limit in counted:
         cap, period = parse_rate(rates[limit.name])
         digest = hashlib.sha256(limit.key.encode()).hexdigest()[:32]
         index = int(now // period)  # of the current fixed window
-        base = f"ratelimit:{limit.name.lower()}:{period}:{digest}"
-        keys.append(f"{base}:{index}")
-        previous.append(f"{base}:{index - 1}")
+        keys.append(f"ratelimit:{limit.name.lower()}:{period}:{digest}")
+        indexes.append(index)
+        # The row weighs until the end of the window after this one.
         expires.append(datetime.fromtimestamp((index + 2) * period, tz=UTC))
         windows.append(_Window(cap=cap, period=period, elapsed=now - index * period))
-    params: dict[str, Any] = {
-        "keys": keys,
-        "previous": previous,
-        "expires": expires,
-        "now": datetime.fromtimestamp(now, tz=UTC),
-    }
+    params: dict[str, Any] = {"keys": keys, "windows": indexes, "expires": expires}
     if cursor is None:
         with connection.cursor() as own:
-            rows = _run(own, params)
+            rows = _run(own, params, now)
     else:
-        rows = _run(cursor, params)
+        rows = _run(cursor, params, now)
     totals = {key: (total, before) for key, total, before in rows}
     # The n-th of this statement's attempts on a key is number (total - attempts + n).
     seen = Counter(keys)
@@ -179,15 +181,25 @@ def count(limits: Sequence[Limit], cursor: Any = None) -> list[RateLimited | Non
     return results
 
 
-def _run(cursor: Any, params: dict[str, Any]) -> list[tuple[str, int, int]]:
-    """The count's rows. Prepared in a session in autocommit; inside a caller's
-    transaction sent whole (a failed EXECUTE there would abort the caller's transaction)."""
+def _run(cursor: Any, params: dict[str, Any], now: float) -> list[tuple[str, int, int]]:
+    """The count's rows (key, attempts of its window, attempts of the window before).
+    Prepared in a session in autocommit; inside a caller's transaction sent whole (a failed
+    EXECUTE there would abort the caller's transaction)."""
     if connection.in_atomic_block:
         cursor.execute(_COUNT_SQL_BOUND, params)
     else:
         _COUNT.execute(cursor, _EXECUTE_COUNT, params)
     rows: list[tuple[str, int, int]] = cursor.fetchall()
+    if next(_counts) % PURGE_EVERY == 0:
+        purge(cursor, now=now)
     return rows
+
+
+def purge(cursor: Any, *, now: float, limit: int = PURGE_BATCH) -> int:
+    """Delete up to `limit` counters whose windows no longer weigh; how many."""
+    cursor.execute(_PURGE_SQL, {"now": datetime.fromtimestamp(now, tz=UTC), "limit": limit})
+    deleted: int = cursor.rowcount
+    return deleted
 
 
 @dataclass(frozen=True)

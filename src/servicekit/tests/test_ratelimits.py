@@ -137,3 +137,99 @@ def test_the_counters_write_no_wal() -> None:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'servicekit_cache'")
         indexes = {name for (name,) in cursor.fetchall()}
     assert not any(name.endswith("_like") for name in indexes), indexes
+
+
+def _counters() -> list[tuple[int, int, int]]:
+    from servicekit.models import CacheEntry
+
+    return list(CacheEntry.objects.values_list("window_index", "current_count", "previous_count"))
+
+
+@pytest.mark.django_db
+def test_one_row_per_key_rolls_over_from_window_to_window(clock: list[float]) -> None:
+    """A key keeps one row: counted into its window, rolled over into the next (its count
+    weighing as the previous window's), and into a later one with nothing before it."""
+    window = int(START // PERIOD)
+    assert attempts(10) == [True] * 10
+    assert _counters() == [(window, 10, 0)]
+    clock[0] = START + PERIOD + 30  # the next window, halfway: 5 of the 10 still weigh
+    assert attempts(6) == [True] * 5 + [False]
+    assert _counters() == [(window + 1, 6, 10)]
+    clock[0] = START + 3 * PERIOD + 1  # a window skipped: nothing before this one weighs
+    assert attempts(11) == [True] * 10 + [False]
+    assert _counters() == [(window + 3, 11, 0)]
+    # A process whose clock is behind counts into the newer window it finds.
+    clock[0] = START + 3 * PERIOD - 0.5
+    assert attempts(1) == [False]
+    assert _counters() == [(window + 3, 12, 0)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_plan_never_scans_the_counters_whatever_they_held_when_planned(
+    clock: list[float],
+) -> None:
+    """The prepared count is planned while the table is empty (a fresh deployment) and
+    PostgreSQL settles on that generic plan; with thousands of rows later, the plan still
+    reaches them only by the primary key (as ON CONFLICT's arbiter), never by a scan."""
+    from django.db import connection
+
+    for n in range(8):  # past the custom plans PostgreSQL tries first
+        assert attempts(1, key=f"warm {n}") == [True]
+    window = int(START // PERIOD)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans FROM pg_prepared_statements WHERE name = 'turnstile_rate_count'"
+        )
+        assert cursor.fetchone()[0] > 0  # it runs the generic plan
+        cursor.execute(
+            "INSERT INTO servicekit_cache"
+            " (cache_key, window_index, current_count, previous_count, expires)"
+            " SELECT 'filler ' || g, %s, 1, 0, now() + interval '1h'"
+            " FROM generate_series(1, 20000) AS g",
+            [window],
+        )
+        cursor.execute(
+            "EXPLAIN EXECUTE turnstile_rate_count (%s, %s, %s)",
+            [["k1", "k2"], [window, window], [clock_expiry(), clock_expiry()]],
+        )
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Insert on servicekit_cache" in plan, plan
+    assert "Conflict Arbiter Indexes: servicekit_cache_pkey" in plan, plan
+    assert "Scan on servicekit_cache" not in plan, plan
+    assert "Scan using" not in plan, plan
+
+
+def clock_expiry() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(START + 2 * PERIOD, tz=UTC)
+
+
+@pytest.mark.django_db
+def test_counters_that_no_longer_weigh_are_purged_as_counts_go_on(
+    clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servicekit import ratelimits
+
+    monkeypatch.setattr(ratelimits, "PURGE_EVERY", 1)
+    for key in ("a", "b", "c"):
+        assert attempts(1, key=key) == [True]
+    assert len(_counters()) == 3
+    clock[0] = START + PERIOD + 1  # a and b still weigh as the previous window
+    assert attempts(1, key="a") == [True]
+    assert len(_counters()) == 3
+    clock[0] = START + 2 * PERIOD + 1  # b and c no longer weigh; a (counted last window) does
+    assert attempts(1, key="d") == [True]
+    assert sorted(key for key, *_ in _rows()) == sorted([_key("a"), _key("d")])
+
+
+def _rows() -> list[tuple[str, int]]:
+    from servicekit.models import CacheEntry
+
+    return list(CacheEntry.objects.values_list("cache_key", "current_count"))
+
+
+def _key(key: str) -> str:
+    import hashlib
+
+    return f"ratelimit:{NAME.lower()}:60:{hashlib.sha256(key.encode()).hexdigest()[:32]}"

@@ -247,7 +247,7 @@ def rows() -> list[tuple[Any, ...]]:
     return [
         *User.objects.values_list("id", "updated_at"),
         *RefreshToken.objects.values_list("id", "used_at", "revoked_at"),
-        *CacheEntry.objects.values_list("cache_key", "value"),  # rate-limit counters
+        *CacheEntry.objects.values_list("cache_key", "current_count"),  # rate-limit counters
     ]
 
 
