@@ -6,7 +6,11 @@ it, then run by `EXECUTE`; PostgreSQL chooses between a generic plan and one per
 usual, and nothing is forced. A generic plan is made once for the session, with the
 statistics of that moment: a statement that may settle on one must be right whatever its
 tables held then (a plan made while a table was empty may read it whole once it is not); the
-rate-limit count reaches its table only through ON CONFLICT's arbiter index.
+rate-limit count reaches its table only through ON CONFLICT's arbiter index. The booking
+batch does not: planned while `bookings` and `events` looked nearly empty, its generic plan
+scans both sequentially (seen with 200,000 bookings stored and no ANALYZE since), until
+autovacuum's ANALYZE of the grown table invalidates it and the next batch plans again. A
+known gap, for a young database's first large sale.
 
 A session can lose it (a pooler's `DISCARD ALL`), or a migration can change a table it was
 planned for: the statement is prepared again and run once more. Either error comes before
