@@ -157,6 +157,34 @@ def table_stats(stack: Stack) -> dict[str, dict[str, int]]:
     return {row[0]: dict(zip(names, map(int, row[1:]), strict=True)) for row in rows}
 
 
+def wal_stats(stack: Stack) -> tuple[int, int, int]:
+    """The server's WAL so far (pg_stat_wal: records, full-page images, bytes): every
+    database's, the relay's and the sweeper's included."""
+    with psycopg.connect(stack.postgres.url("booking")) as conn:
+        row = conn.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal").fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def wal_per_booking(
+    before: tuple[int, int, int], after: tuple[int, int, int], bookings: int
+) -> dict[str, float | None]:
+    """The WAL the sale wrote (from its first request to the end of its sold-out run), per
+    successful booking."""
+    records, fpi, size = (b - a for a, b in zip(before, after, strict=True))
+    if not bookings:
+        return {
+            "wal_records_per_booking": None,
+            "wal_fpi_per_booking": None,
+            "wal_bytes_per_booking": None,
+        }
+    return {
+        "wal_records_per_booking": round(records / bookings, 2),
+        "wal_fpi_per_booking": round(fpi / bookings, 3),
+        "wal_bytes_per_booking": round(size / bookings),
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Target:
     """A bar one figure of a run is held to (issue 13's targets)."""

@@ -56,6 +56,13 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str | None]]:
         ("CPU per booking by kind (ms)", by_kind(r.get("cpu_ms_per_booking_by_kind")), None),
         ("CPU per no-op by kind (ms)", by_kind(r.get("cpu_ms_per_noop_by_kind")), None),
         (
+            "WAL per booking: records / full-page images / bytes",
+            f"{number(r.get('wal_records_per_booking'), 1)} / "
+            f"{number(r.get('wal_fpi_per_booking'), 2)} / "
+            f"{number(r.get('wal_bytes_per_booking'), 0)}",
+            None,
+        ),
+        (
             "cores in the sale: stack / load generator / others; disk wait, stolen",
             f"{number(r.get('cpu_cores_busy_booking'), 2)} / "
             f"{number(r.get('load_generator_cores_booking'), 2)} / "

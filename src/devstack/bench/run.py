@@ -31,6 +31,8 @@ from devstack.bench.measures import (
     rate,
     ratio,
     table_stats,
+    wal_per_booking,
+    wal_stats,
 )
 from devstack.bench.report import chart, markdown
 from devstack.bench.stack import Stack, bench_stack, http_json, log
@@ -232,9 +234,12 @@ def measure(stack: Stack, wrk: str, args: argparse.Namespace, ready: Prepared) -
 
     log(f"5/5 flash sale: {args.tickets:,} tickets")
     soldout, soldout_at = watch_sale(stack, ready.event_id, args.soldout_seconds)
+    wal_before = wal_stats(stack)
     sale = sampled("/api/bookings/", "book", duration_s=SALE_TIMEOUT_SECONDS,
                    event_id=ready.event_id, stop_when=soldout)  # fmt: skip
+    wal_after = wal_stats(stack)
     check = correctness(stack, ready.event_id, sale.samples, args.tickets)
+    check.update(wal_per_booking(wal_before, wal_after, len(sale.ok(201))))
     check["booking_tables_after_sale"] = table_stats(stack)
     return {
         "pgbench_tps": pgbench_tps,

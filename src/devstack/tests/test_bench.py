@@ -28,7 +28,7 @@ from devstack.bench.cpu import (
     ticks_by_kind,
 )
 from devstack.bench.load import Sample
-from devstack.bench.measures import judge, per_second_buckets
+from devstack.bench.measures import judge, per_second_buckets, wal_per_booking
 from devstack.bench.report import markdown, title
 from devstack.bench.seed import stored_booking_created, token_subject
 from servicekit.messages import BookingCreated
@@ -250,3 +250,16 @@ def test_the_preloaded_outbox_rows_decode_as_the_message_model() -> None:
     assert (message.booking_id, message.event_id, message.tickets_booked) == (7, 42, 3)
     assert message.amount == Decimal("75.00")
     assert message.expires_at == dt.datetime(2026, 5, 1, 18, 10, tzinfo=dt.UTC)
+
+
+def test_the_sale_s_wal_is_counted_per_successful_booking() -> None:
+    """pg_stat_wal before and after the sale (records, full-page images, bytes)."""
+    figures = wal_per_booking((1_000, 10, 500_000), (41_000, 2_010, 16_500_000), 8_000)
+    assert figures == {
+        "wal_records_per_booking": 5.0,
+        "wal_fpi_per_booking": 0.25,
+        "wal_bytes_per_booking": 2_000,
+    }
+    assert set(wal_per_booking((0, 0, 0), (5, 1, 100), 0).values()) == {None}
+    table = markdown(results(**figures))
+    assert "| WAL per booking: records / full-page images / bytes | 5.0 / 0.25 / 2,000 |" in table
