@@ -18,10 +18,10 @@ NEW_MESSAGE_ID_SQL = (
 
 def new_message_id() -> uuid.UUID:
     """A UUIDv7 (RFC 9562): unique like a random UUID, but ordered by time, so the unique
-    index on `message_id` grows at its right edge like a sequence's. A random id lands on a
-    random page of that index: with a million messages stored, most of them not in memory,
-    and each one's first change after a checkpoint a full page written to the WAL (a sale
-    over a million stored bookings ran at 0.72 of its empty-database rate with random ids)."""
+    index on `message_id` grows at its right edge like a sequence's, where a random id lands
+    on a random page of it, twice per message (its insert, and the relay's update, which is
+    not HOT). A sale over a million stored bookings ran at 0.72 of its empty-database rate
+    with random ids, at 0.79-1.02 with these (docs/performance/benchmark.md)."""
     return uuid_utils.compat.uuid7()  # the standard library's UUID, as every encoder knows it
 
 

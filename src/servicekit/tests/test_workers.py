@@ -22,11 +22,21 @@ import pytest
 from django.db import OperationalError, connection
 
 from servicekit.testing import current_database_url, free_port, logged_at, wait_until
-from servicekit.workers import Worker, heartbeat_fresh, heartbeat_path
+from servicekit.workers import (
+    HEARTBEAT_WRITE_SECONDS,
+    WAIT_SLICE_SECONDS,
+    Worker,
+    heartbeat_fresh,
+    heartbeat_path,
+)
 
 SRC = Path(__file__).resolve().parents[2]
 RELAY = "outbox_relay"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+# How old an idle, healthy one-loop worker's file gets by design: written at most once a
+# HEARTBEAT_WRITE_SECONDS, at the next beat after that (once a wait slice); plus half a
+# second for a busy machine.
+IDLE_MAX_AGE = HEARTBEAT_WRITE_SECONDS + WAIT_SLICE_SECONDS + 0.5
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -301,13 +311,13 @@ def test_the_heartbeat_is_fresh_while_the_worker_waits_and_stale_after_it_stops(
         [RELAY, "--poll-interval", "60"],
         WORKER_HEARTBEAT_DIR=str(heartbeats),
     )
-    assert wait_until(lambda: heartbeat_fresh(RELAY, 1.5), 30), relay.output()
+    assert wait_until(lambda: heartbeat_fresh(RELAY, IDLE_MAX_AGE), 30), relay.output()
     path = heartbeat_path(RELAY)
     assert path == heartbeats / "users.outbox_relay"
     # One round, then a 60 s wait for a NOTIFY: only the wait's beats keep it fresh.
     deadline = time.monotonic() + 4
     while time.monotonic() < deadline:
-        assert heartbeat_fresh(RELAY, 1.5), relay.output()
+        assert heartbeat_fresh(RELAY, IDLE_MAX_AGE), relay.output()
         time.sleep(0.1)
     health = _worker_health(heartbeats, "--max-age", "2")
     assert health.returncode == 0, health.stderr
