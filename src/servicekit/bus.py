@@ -188,7 +188,8 @@ class _Pipeline:
                 result = exc
         self.settle(n, result)
 
-    def timed_out(self) -> list[api.PubAck | BaseException]:
+    def outcomes(self) -> list[api.PubAck | BaseException]:
+        """One result per message; a timeout for each the stream has not answered."""
         return [nats.errors.TimeoutError() if result is None else result for result in self.results]
 
 
@@ -326,7 +327,7 @@ class SyncBus:
                 await asyncio.wait_for(pipeline.done, timeout)
         finally:
             del self._pipelines[call]
-        return pipeline.timed_out()
+        return pipeline.outcomes()
 
     async def _acknowledged(self, msg: Msg) -> None:
         call, _, n = msg.subject[len(self._ack_inbox) + 1 :].partition(".")

@@ -182,7 +182,7 @@ def wal_per_booking(
         "wal_records_per_booking": round(records / bookings, 2),
         "wal_fpi_per_booking": round(fpi / bookings, 3),
         "wal_bytes_per_booking": round(size / bookings),
-    }  # fmt: skip
+    }
 
 
 @dataclass(frozen=True)
